@@ -1,0 +1,146 @@
+//! NATS with JetStream: a connection that retries by itself, subject and
+//! stream names scoped by the configured namespace, and stream creation.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+use crate::settings::NatsSettings;
+
+/// Why NATS could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    /// The URL could not be parsed; retrying will not help.
+    #[error("nats url {url:?} is not valid: {reason}")]
+    InvalidUrl {
+        /// The configured URL.
+        url: String,
+        /// The client's complaint.
+        reason: String,
+    },
+    /// A JetStream stream could not be created or read.
+    #[error("jetstream stream {stream} could not be ensured: {reason}")]
+    Stream {
+        /// The stream's name.
+        stream: String,
+        /// The server's or client's complaint.
+        reason: String,
+    },
+}
+
+/// A NATS connection and JetStream context, scoped to a namespace.
+#[derive(Clone, Debug)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    namespace: String,
+    url: String,
+}
+
+impl NatsBus {
+    /// Connects in the background: the call returns at once and the client
+    /// keeps retrying, so start-up never waits for NATS and health reports
+    /// NOT_SERVING until it is reachable.
+    pub async fn connect(settings: &NatsSettings, client_name: &str) -> Result<Self, NatsError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(client_name)
+            .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
+            .retry_on_initial_connect()
+            .connect(settings.url.as_str())
+            .await
+            .map_err(|error| NatsError::InvalidUrl {
+                url: settings.url.clone(),
+                reason: error.to_string(),
+            })?;
+        let jetstream = jetstream::new(client.clone());
+        Ok(Self {
+            client,
+            jetstream,
+            namespace: settings.namespace.clone(),
+            url: settings.url.clone(),
+        })
+    }
+
+    /// The core NATS client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    /// The configured server URL, for messages.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether the client holds a live connection now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// `subject` (e.g. `mcr.records.v1.>`) within this namespace.
+    pub fn subject(&self, subject: &str) -> String {
+        scoped_subject(&self.namespace, subject)
+    }
+
+    /// `stream` (e.g. `MCR_RECORDS`) within this namespace.
+    pub fn stream_name(&self, stream: &str) -> String {
+        if self.namespace.is_empty() {
+            stream.to_owned()
+        } else {
+            format!("{}_{}", self.namespace, stream)
+        }
+    }
+
+    /// Creates the stream when missing and returns it. `config.name` and
+    /// `config.subjects` are given unscoped; the namespace is applied here.
+    pub async fn ensure_stream(
+        &self,
+        mut config: stream::Config,
+    ) -> Result<stream::Stream, NatsError> {
+        config.name = self.stream_name(&config.name);
+        config.subjects = config
+            .subjects
+            .iter()
+            .map(|subject| self.subject(subject))
+            .collect();
+        let stream_name = config.name.clone();
+        self.jetstream
+            .get_or_create_stream(config)
+            .await
+            .map_err(|error| NatsError::Stream {
+                stream: stream_name,
+                reason: error.to_string(),
+            })
+    }
+}
+
+/// `subject` prefixed by `namespace` when one is set.
+pub fn scoped_subject(namespace: &str, subject: &str) -> String {
+    if namespace.is_empty() {
+        subject.to_owned()
+    } else {
+        format!("{namespace}.{subject}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scoped_subject;
+
+    #[test]
+    fn an_empty_namespace_leaves_subjects_as_designed() {
+        assert_eq!(scoped_subject("", "mcr.records.v1.>"), "mcr.records.v1.>");
+    }
+
+    #[test]
+    fn a_namespace_prefixes_every_subject() {
+        assert_eq!(
+            scoped_subject("t42", "mcr.audit.v1.view_record"),
+            "t42.mcr.audit.v1.view_record"
+        );
+    }
+}

@@ -1,0 +1,413 @@
+//! Typed settings, layered: built-in defaults → optional TOML file → `MCR_*`
+//! environment variables.
+//!
+//! Environment variables use `__` between levels: `MCR_GRPC__PORT=6000` sets
+//! `grpc.port`; `MCR_IDENTITY__ACCESS_TOKEN_TTL_SECONDS` sets a key of the
+//! identity service's own section. `MCR_CONFIG_FILE` names the optional file.
+//! The environment is passed in as a map so tests supply their own instead of
+//! mutating the process's.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::service::ServiceSpec;
+
+/// Names the optional settings file.
+pub const CONFIG_FILE_VARIABLE: &str = "MCR_CONFIG_FILE";
+
+const DEFAULTS: &str = r#"
+[grpc]
+host = "0.0.0.0"
+max_message_bytes = 4194304
+request_timeout_ms = 10000
+concurrency_limit_per_connection = 256
+drain_timeout_ms = 20000
+
+[admin]
+host = "0.0.0.0"
+
+[database]
+host = "127.0.0.1"
+port = 5432
+username = "mcr"
+password = "mcr"
+max_connections = 10
+connect_timeout_ms = 3000
+require_tls = false
+
+[nats]
+url = "nats://127.0.0.1:4222"
+namespace = ""
+connect_timeout_ms = 3000
+
+[redis]
+url = "redis://127.0.0.1:6379"
+key_prefix = "mcr:"
+timeout_ms = 500
+
+[telemetry]
+log_format = "human"
+log_filter = "info"
+"#;
+
+/// Why settings could not be loaded; the message names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A value is missing, malformed or of the wrong type.
+    #[error("invalid settings: {0}")]
+    Invalid(#[from] config::ConfigError),
+    /// A value parsed but is not acceptable.
+    #[error("invalid settings: {key}: {reason}")]
+    Rejected {
+        /// The dotted key, as in the file (`grpc.port`).
+        key: &'static str,
+        /// What is wrong and what to do about it.
+        reason: String,
+    },
+}
+
+/// Everything a service is configured with: the shared runtime settings and
+/// the service's own section `S`.
+#[derive(Debug, Clone)]
+pub struct Settings<S> {
+    /// Settings every service shares.
+    pub runtime: RuntimeSettings,
+    /// The service's own section (`[identity]`, `[record_aggregator]`, …).
+    pub service: S,
+}
+
+/// Settings every service shares.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuntimeSettings {
+    /// The gRPC listener.
+    pub grpc: GrpcSettings,
+    /// The admin HTTP listener (`/metrics`, `/healthz`).
+    pub admin: AdminSettings,
+    /// PostgreSQL.
+    pub database: DatabaseSettings,
+    /// NATS with JetStream.
+    pub nats: NatsSettings,
+    /// Redis.
+    pub redis: RedisSettings,
+    /// Logs and traces.
+    pub telemetry: TelemetrySettings,
+}
+
+/// The gRPC listener and its limits.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GrpcSettings {
+    /// Address to bind.
+    pub host: IpAddr,
+    /// Port to bind; 0 picks a free one (tests).
+    pub port: u16,
+    /// Largest request message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Server-side deadline for every call, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Concurrent requests allowed on one connection.
+    pub concurrency_limit_per_connection: usize,
+    /// How long in-flight calls may finish after SIGTERM, in milliseconds.
+    pub drain_timeout_ms: u64,
+}
+
+impl GrpcSettings {
+    /// The socket address to bind.
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// The server-side deadline for every call.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The grace period for in-flight calls at shutdown.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+/// The admin HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    /// Address to bind.
+    pub host: IpAddr,
+    /// Port to bind; 0 picks a free one (tests).
+    pub port: u16,
+}
+
+impl AdminSettings {
+    /// The socket address to bind.
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+/// PostgreSQL: the server, the role, and this service's own database.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Role to log in as; needs CREATEDB the first time so the service can
+    /// create its own database.
+    pub username: String,
+    /// The role's password; never printed.
+    pub password: SecretString,
+    /// This service's database, created at start-up when missing.
+    pub name: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long to wait for a connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Refuse to connect without TLS.
+    pub require_tls: bool,
+}
+
+/// NATS with JetStream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NatsSettings {
+    /// Server URL(s), comma separated.
+    pub url: String,
+    /// Prefix for every subject and stream name, so tests (or two platforms
+    /// sharing one NATS) never see each other's messages. Empty in production.
+    pub namespace: String,
+    /// How long one connection attempt may take, in milliseconds.
+    pub connect_timeout_ms: u64,
+}
+
+/// Redis.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// Server URL; may carry a password, so never printed.
+    pub url: SecretString,
+    /// Prefix for every key this platform writes.
+    pub key_prefix: String,
+    /// Per-command timeout in milliseconds: a slow cache must never slow a read.
+    pub timeout_ms: u64,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logs and traces.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    /// `human` or `json`.
+    pub log_format: LogFormat,
+    /// A `RUST_LOG`-style filter; `RUST_LOG` itself wins when set.
+    pub log_filter: String,
+    /// OTLP/gRPC endpoint for traces (`http://collector:4317`); none exports nothing.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl<S: DeserializeOwned + Default> Settings<S> {
+    /// Loads settings for `spec` from defaults, the optional file named by
+    /// `MCR_CONFIG_FILE`, and `MCR_*` variables of `environment`.
+    pub fn load(
+        spec: &ServiceSpec,
+        environment: &HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .set_default("grpc.port", spec.default_grpc_port)?
+            .set_default("admin.port", spec.default_admin_port)?
+            .set_default("database.name", format!("mcr_{}", spec.config_section))?;
+        if let Some(path) = environment.get(CONFIG_FILE_VARIABLE) {
+            let path = PathBuf::from(path);
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let mcr_variables = environment
+            .iter()
+            .filter(|(name, _)| name.starts_with("MCR_") && name.as_str() != CONFIG_FILE_VARIABLE)
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let config = builder
+            .add_source(
+                Environment::with_prefix("MCR")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(mcr_variables)),
+            )
+            .build()?;
+
+        let runtime: RuntimeSettings = config.clone().try_deserialize()?;
+        validate(&runtime)?;
+        let service = match config.get::<S>(spec.config_section) {
+            Ok(section) => section,
+            Err(config::ConfigError::NotFound(_)) => S::default(),
+            Err(other) => return Err(other.into()),
+        };
+        Ok(Self { runtime, service })
+    }
+}
+
+fn validate(runtime: &RuntimeSettings) -> Result<(), SettingsError> {
+    if runtime.grpc.max_message_bytes < 1024 {
+        return Err(SettingsError::Rejected {
+            key: "grpc.max_message_bytes",
+            reason: "must be at least 1024 bytes".to_owned(),
+        });
+    }
+    if runtime.grpc.request_timeout_ms == 0 {
+        return Err(SettingsError::Rejected {
+            key: "grpc.request_timeout_ms",
+            reason: "must be greater than zero".to_owned(),
+        });
+    }
+    let namespace_is_a_subject_token =
+        runtime.nats.namespace.chars().all(|character| {
+            character.is_ascii_alphanumeric() || character == '_' || character == '-'
+        });
+    if !namespace_is_a_subject_token {
+        return Err(SettingsError::Rejected {
+            key: "nats.namespace",
+            reason: "may hold only letters, digits, '_' and '-'".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct ExampleSection {
+        token_ttl_seconds: u64,
+    }
+
+    const SPEC: ServiceSpec = ServiceSpec {
+        name: "example",
+        config_section: "example",
+        grpc_service_name: "mcr.example.v1.Example",
+        default_grpc_port: 50999,
+        default_admin_port: 9199,
+    };
+
+    fn environment(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn zero_configuration_gives_local_defaults() -> Result<(), SettingsError> {
+        let settings = Settings::<ExampleSection>::load(&SPEC, &environment(&[]))?;
+        assert_eq!(settings.runtime.grpc.port, 50999);
+        assert_eq!(settings.runtime.admin.port, 9199);
+        assert_eq!(settings.runtime.database.name, "mcr_example");
+        assert_eq!(settings.runtime.nats.url, "nats://127.0.0.1:4222");
+        assert_eq!(settings.runtime.telemetry.log_format, LogFormat::Human);
+        assert_eq!(settings.service, ExampleSection::default());
+        Ok(())
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_reaches_the_service_section() -> Result<(), SettingsError>
+    {
+        let settings = Settings::<ExampleSection>::load(
+            &SPEC,
+            &environment(&[
+                ("MCR_GRPC__PORT", "6001"),
+                ("MCR_TELEMETRY__LOG_FORMAT", "json"),
+                ("MCR_EXAMPLE__TOKEN_TTL_SECONDS", "300"),
+                ("UNRELATED", "ignored"),
+            ]),
+        )?;
+        assert_eq!(settings.runtime.grpc.port, 6001);
+        assert_eq!(settings.runtime.telemetry.log_format, LogFormat::Json);
+        assert_eq!(settings.service.token_ttl_seconds, 300);
+        Ok(())
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_environment_overrides_file()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let path = std::env::temp_dir().join(format!("mcr-settings-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[grpc]\nport = 7001\n[admin]\nport = 7002\n[example]\ntoken_ttl_seconds = 60\n",
+        )?;
+        let path_text = path.display().to_string();
+        let settings = Settings::<ExampleSection>::load(
+            &SPEC,
+            &environment(&[
+                (CONFIG_FILE_VARIABLE, &path_text),
+                ("MCR_ADMIN__PORT", "7003"),
+            ]),
+        )?;
+        std::fs::remove_file(&path)?;
+        assert_eq!(settings.runtime.grpc.port, 7001);
+        assert_eq!(settings.runtime.admin.port, 7003);
+        assert_eq!(settings.service.token_ttl_seconds, 60);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let error = Settings::<ExampleSection>::load(
+            &SPEC,
+            &environment(&[("MCR_GRPC__PORT", "not-a-port")]),
+        )
+        .expect_err("a non-numeric port must be rejected");
+        let message = error.to_string();
+        assert!(
+            message.contains("grpc.port"),
+            "message should name the key: {message}"
+        );
+    }
+
+    #[test]
+    fn an_out_of_range_value_names_its_key() {
+        let error =
+            Settings::<ExampleSection>::load(&SPEC, &environment(&[("MCR_GRPC__PORT", "70000")]))
+                .expect_err("a port above 65535 must be rejected");
+        assert!(error.to_string().contains("grpc.port"), "{error}");
+    }
+
+    #[test]
+    fn a_rejected_value_says_what_to_do() {
+        let error = Settings::<ExampleSection>::load(
+            &SPEC,
+            &environment(&[("MCR_NATS__NAMESPACE", "a.b")]),
+        )
+        .expect_err("a namespace with a dot would split subjects");
+        let message = error.to_string();
+        assert!(
+            message.contains("nats.namespace") && message.contains("letters"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_settings_file_is_an_error_naming_it() {
+        let error = Settings::<ExampleSection>::load(
+            &SPEC,
+            &environment(&[(CONFIG_FILE_VARIABLE, "/nonexistent/mcr.toml")]),
+        )
+        .expect_err("a named file that does not exist must fail start-up");
+        assert!(
+            error.to_string().contains("/nonexistent/mcr.toml"),
+            "{error}"
+        );
+    }
+}

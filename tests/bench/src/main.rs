@@ -1,0 +1,48 @@
+//! Every My Care Record benchmark, one command:
+//! `cargo run --release -p mcr-bench -- <name> [--quick]`.
+//!
+//! Each prints a readable summary and, as its last line, one JSON object of
+//! figures. Benchmarks run against the real local PostgreSQL, NATS and Redis,
+//! each in its own database, namespace and key prefix.
+#![forbid(unsafe_code)]
+
+mod baseline;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(about = "My Care Record benchmarks; the last line printed is the figures as JSON")]
+struct Arguments {
+    /// Which benchmark to run.
+    name: Benchmark,
+    /// A shorter run (under five minutes), for CI and quick checks.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Benchmark {
+    /// Round trip of a trivial unary RPC over loopback: what this machine does at all.
+    Baseline,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let arguments = Arguments::parse();
+    let figures = match arguments.name {
+        Benchmark::Baseline => baseline::run(arguments.quick).await,
+    };
+    match figures {
+        Ok(figures) => {
+            println!("{figures}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("benchmark failed: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
