@@ -13,6 +13,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::nats::NatsBus;
 use crate::redis_cache::RedisCache;
+use crate::service::ReadinessConditions;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -57,6 +58,7 @@ pub(crate) struct Dependencies {
     pub postgres_prepared: Arc<AtomicBool>,
     pub nats: NatsBus,
     pub redis: Option<(RedisCache, String)>,
+    pub service_conditions: ReadinessConditions,
 }
 
 impl Dependencies {
@@ -84,6 +86,7 @@ impl Dependencies {
         {
             unreachable.push(format!("redis at {address}"));
         }
+        unreachable.extend(self.service_conditions.unmet());
         unreachable
     }
 }

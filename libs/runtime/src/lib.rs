@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod health;
 pub mod nats;
+pub mod paging;
 pub mod postgres;
 pub mod propagation;
 pub mod redis_cache;
@@ -38,7 +39,10 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 pub use server::Application;
-pub use service::{McrService, OptionalDependencies, ServiceContext, ServiceSpec, StartupError};
+pub use service::{
+    McrService, OptionalDependencies, ReadinessConditions, ServiceContext, ServiceSpec,
+    StartupError,
+};
 pub use settings::Settings;
 
 /// Exit code for settings that cannot be used: fix the configuration, not the code.

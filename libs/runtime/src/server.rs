@@ -18,7 +18,7 @@ use crate::health::{Dependencies, HealthState};
 use crate::nats::NatsBus;
 use crate::redis_cache::RedisCache;
 use crate::rpc_layer::RpcObservabilityLayer;
-use crate::service::{McrService, ServiceContext, StartupError};
+use crate::service::{McrService, ReadinessConditions, ServiceContext, StartupError};
 use crate::settings::{GrpcSettings, Settings};
 
 const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(2);
@@ -80,6 +80,7 @@ impl Application {
         let background_stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let settings = Arc::new(settings);
+        let readiness = ReadinessConditions::default();
         let context = ServiceContext {
             settings: Arc::clone(&settings),
             postgres: postgres.clone(),
@@ -87,6 +88,7 @@ impl Application {
             redis: redis.clone(),
             shutdown: background_stop.clone(),
             tasks: tasks.clone(),
+            readiness: readiness.clone(),
         };
         let routes = S::routes(context)
             .await?
@@ -114,6 +116,7 @@ impl Application {
             postgres_prepared,
             nats,
             redis: redis.map(|cache| (cache, redis_address(&settings.runtime.redis.url))),
+            service_conditions: readiness,
         };
         let health_state = HealthState::default();
         tasks.spawn(crate::health::monitor(

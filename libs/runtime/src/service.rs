@@ -4,6 +4,7 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
@@ -113,6 +114,41 @@ pub struct ServiceContext<C> {
     pub shutdown: CancellationToken,
     /// Background tasks the runtime waits for at shutdown.
     pub tasks: TaskTracker,
+    /// The service's own conditions for SERVING, beside its dependencies.
+    pub readiness: ReadinessConditions,
+}
+
+/// Conditions a service adds to readiness (e.g. "signing keys loaded"): the
+/// service reports NOT_SERVING, naming each unmet condition, until all hold.
+#[derive(Debug, Clone, Default)]
+pub struct ReadinessConditions {
+    conditions: Arc<std::sync::Mutex<Vec<(String, Arc<AtomicBool>)>>>,
+}
+
+impl ReadinessConditions {
+    /// Registers a condition, initially unmet; set the flag when it holds.
+    pub fn condition(&self, description: &str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut conditions = match self.conditions.lock() {
+            Ok(conditions) => conditions,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        conditions.push((description.to_owned(), Arc::clone(&flag)));
+        flag
+    }
+
+    /// The descriptions of conditions not met now.
+    pub fn unmet(&self) -> Vec<String> {
+        let conditions = match self.conditions.lock() {
+            Ok(conditions) => conditions,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        conditions
+            .iter()
+            .filter(|(_, flag)| !flag.load(Ordering::Acquire))
+            .map(|(description, _)| description.clone())
+            .collect()
+    }
 }
 
 impl<C> ServiceContext<C> {

@@ -52,6 +52,12 @@ url = "redis://127.0.0.1:6379"
 key_prefix = "mcr:"
 timeout_ms = 500
 
+[auth]
+issuer = "https://identity.mcr.local"
+audience = "mcr"
+identity_url = "http://127.0.0.1:50051"
+leeway_seconds = 30
+
 [telemetry]
 log_format = "human"
 log_filter = "info"
@@ -96,8 +102,23 @@ pub struct RuntimeSettings {
     pub nats: NatsSettings,
     /// Redis.
     pub redis: RedisSettings,
+    /// Access tokens: who issues them and for whom.
+    pub auth: AuthSettings,
     /// Logs and traces.
     pub telemetry: TelemetrySettings,
+}
+
+/// Access tokens: every service verifies identity's tokens locally.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// The `iss` identity signs and every verifier expects.
+    pub issuer: String,
+    /// The `aud` identity signs and every verifier expects.
+    pub audience: String,
+    /// Where the identity service answers gRPC (JWKS is fetched from there).
+    pub identity_url: String,
+    /// Clock skew tolerated on token times, in seconds.
+    pub leeway_seconds: u64,
 }
 
 /// The gRPC listener and its limits.
