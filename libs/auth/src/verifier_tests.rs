@@ -218,3 +218,19 @@ fn keys_from_before_a_rotation_verify_until_removed() {
         Err(AuthError::UnknownKey)
     );
 }
+
+#[test]
+fn a_token_verified_before_still_expires() {
+    let key = key();
+    let verifier = verifier_trusting(&[&key]);
+    let mut short_lived = claims();
+    short_lived.exp = now() + 1;
+    let token = key.sign(&short_lived).expect("signing");
+    assert!(verifier.verify(&token).is_ok());
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(
+        verifier.verify(&token),
+        Err(AuthError::Expired),
+        "the cache never extends a token's life"
+    );
+}

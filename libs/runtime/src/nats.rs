@@ -118,6 +118,32 @@ impl NatsBus {
     }
 }
 
+impl NatsBus {
+    /// Creates the durable pull consumer `config.durable_name` on `stream`
+    /// when missing and returns it. Names are given unscoped, as for
+    /// [`NatsBus::ensure_stream`]; the filter subject is scoped here.
+    pub async fn ensure_pull_consumer(
+        &self,
+        stream: &stream::Stream,
+        mut config: jetstream::consumer::pull::Config,
+    ) -> Result<jetstream::consumer::PullConsumer, NatsError> {
+        let durable_name = config.durable_name.clone().unwrap_or_default();
+        if !config.filter_subject.is_empty() {
+            config.filter_subject = self.subject(&config.filter_subject);
+        }
+        stream
+            .get_or_create_consumer(&durable_name, config)
+            .await
+            .map_err(|error| NatsError::Stream {
+                stream: format!(
+                    "{} (consumer {durable_name})",
+                    stream.cached_info().config.name
+                ),
+                reason: error.to_string(),
+            })
+    }
+}
+
 /// `subject` prefixed by `namespace` when one is set.
 pub fn scoped_subject(namespace: &str, subject: &str) -> String {
     if namespace.is_empty() {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod baseline;
+mod identity;
 mod stats;
 
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ struct Arguments {
 enum Benchmark {
     /// Round trip of a trivial unary RPC over loopback: what this machine does at all.
     Baseline,
+    /// Token verification per second on one core; Authenticate latency.
+    Identity,
 }
 
 #[tokio::main]
@@ -34,6 +37,7 @@ async fn main() -> ExitCode {
     let arguments = Arguments::parse();
     let figures = match arguments.name {
         Benchmark::Baseline => baseline::run(arguments.quick).await,
+        Benchmark::Identity => identity::run(arguments.quick).await,
     };
     match figures {
         Ok(figures) => {
