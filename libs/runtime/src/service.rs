@@ -122,8 +122,11 @@ pub struct ServiceContext<C> {
 /// service reports NOT_SERVING, naming each unmet condition, until all hold.
 #[derive(Debug, Clone, Default)]
 pub struct ReadinessConditions {
-    conditions: Arc<std::sync::Mutex<Vec<(String, Arc<AtomicBool>)>>>,
+    conditions: Arc<std::sync::Mutex<Vec<Condition>>>,
 }
+
+/// A description and whether it holds.
+type Condition = (String, Arc<AtomicBool>);
 
 impl ReadinessConditions {
     /// Registers a condition, initially unmet; set the flag when it holds.

@@ -41,6 +41,37 @@ pub struct SessionGrant<'a> {
     pub scopes: &'a [String],
 }
 
+/// Claims common to user and service tokens, valid for `lifetime` from `now`.
+#[allow(clippy::too_many_arguments)]
+fn base_claims(
+    issuer: &Issuer,
+    subject: String,
+    kind: PrincipalKind,
+    organisation_code: &str,
+    scopes: &[String],
+    name: &str,
+    now: OffsetDateTime,
+    lifetime: Duration,
+) -> AccessClaims {
+    AccessClaims {
+        iss: issuer.issuer.clone(),
+        aud: issuer.audience.clone(),
+        sub: subject,
+        kind,
+        exp: (now + lifetime).unix_timestamp(),
+        nbf: now.unix_timestamp(),
+        iat: now.unix_timestamp(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        sid: None,
+        org: organisation_code.to_owned(),
+        rpid: None,
+        role: None,
+        role_code: None,
+        scope: scopes.join(" "),
+        name: name.to_owned(),
+    }
+}
+
 /// Claims of a user's access token valid for `lifetime` from `now`.
 pub fn user_claims(
     issuer: &Issuer,
@@ -49,21 +80,20 @@ pub fn user_claims(
     lifetime: Duration,
 ) -> AccessClaims {
     AccessClaims {
-        iss: issuer.issuer.clone(),
-        aud: issuer.audience.clone(),
-        sub: grant.user_id.to_string(),
-        kind: PrincipalKind::User,
-        exp: (now + lifetime).unix_timestamp(),
-        nbf: now.unix_timestamp(),
-        iat: now.unix_timestamp(),
-        jti: uuid::Uuid::new_v4().to_string(),
         sid: Some(grant.session_id.to_string()),
-        org: grant.organisation_code.to_owned(),
         rpid: Some(grant.role_profile_id.to_string()),
         role: Some(grant.role.as_str_name().to_owned()),
         role_code: Some(grant.role_code.to_owned()),
-        scope: grant.scopes.join(" "),
-        name: grant.display_name.to_owned(),
+        ..base_claims(
+            issuer,
+            grant.user_id.to_string(),
+            PrincipalKind::User,
+            grant.organisation_code,
+            grant.scopes,
+            grant.display_name,
+            now,
+            lifetime,
+        )
     }
 }
 
@@ -77,23 +107,16 @@ pub fn service_claims(
     now: OffsetDateTime,
     lifetime: Duration,
 ) -> AccessClaims {
-    AccessClaims {
-        iss: issuer.issuer.clone(),
-        aud: issuer.audience.clone(),
-        sub: client_id.to_owned(),
-        kind: PrincipalKind::Service,
-        exp: (now + lifetime).unix_timestamp(),
-        nbf: now.unix_timestamp(),
-        iat: now.unix_timestamp(),
-        jti: uuid::Uuid::new_v4().to_string(),
-        sid: None,
-        org: organisation_code.to_owned(),
-        rpid: None,
-        role: None,
-        role_code: None,
-        scope: scopes.join(" "),
-        name: name.to_owned(),
-    }
+    base_claims(
+        issuer,
+        client_id.to_owned(),
+        PrincipalKind::Service,
+        organisation_code,
+        scopes,
+        name,
+        now,
+        lifetime,
+    )
 }
 
 /// A new opaque secret (refresh token or client secret) and the SHA-256 we keep.
