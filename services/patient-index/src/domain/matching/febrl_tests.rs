@@ -1,5 +1,5 @@
 //! The matcher against FEBRL 4 (synthetic Australian-style records; see
-//! `shared/data/febrl/README.md`): originals `rec-N-org` in dataset4a, one corrupted
+//! `tests/data/febrl/README.md`): originals `rec-N-org` in dataset4a, one corrupted
 //! duplicate `rec-N-dup-0` each in dataset4b.
 
 use std::collections::{HashMap, HashSet};
@@ -19,7 +19,7 @@ pub(super) struct FebrlRecord {
 }
 
 fn data_directory() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/febrl")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/febrl")
 }
 
 /// Reads a FEBRL CSV, at most `limit` records. Panics with a message saying where the data
@@ -28,8 +28,8 @@ pub(super) fn load(file: &str, limit: usize) -> Vec<FebrlRecord> {
     let path = data_directory().join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
         panic!(
-            "FEBRL data missing: cannot read {} ({error}); the shared folder must hold shared/data/febrl \
-             beside the repository (see shared/data/febrl/README.md)",
+            "FEBRL data missing: cannot read {} ({error}); it ships in the repository under \
+             tests/data/febrl (see its README.md)",
             path.display()
         )
     });
