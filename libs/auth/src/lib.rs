@@ -14,6 +14,7 @@ pub mod error;
 pub mod jwks;
 pub mod layer;
 pub mod revocation;
+pub mod service;
 pub mod signing;
 pub mod verifier;
 
@@ -24,5 +25,6 @@ pub use claims::{AccessClaims, Principal, PrincipalKind, default_scopes_for_role
 pub use error::AuthError;
 pub use layer::{AuthLayer, Authenticated, principal};
 pub use revocation::{RevocationList, follow_revocations};
+pub use service::verifier_for_service;
 pub use signing::{SigningError, SigningKeyPair};
 pub use verifier::{KeySource, TokenVerifier, VerifierConfig};

@@ -77,14 +77,8 @@ impl McrService for IdentityService {
             ) + leeway,
         };
         let keyring = Keyring::new(context.postgres.clone(), policy);
-        let verifier = TokenVerifier::new(
-            VerifierConfig {
-                issuer: auth.issuer.clone(),
-                audience: auth.audience.clone(),
-                leeway_seconds: auth.leeway_seconds,
-            },
-            Some(Arc::new(keyring.clone())),
-        );
+        let verifier =
+            TokenVerifier::new(VerifierConfig::from(auth), Some(Arc::new(keyring.clone())));
 
         let keys_ready = context
             .readiness

@@ -3,7 +3,7 @@
 use mcr_proto::common::v1::{OrganisationType, PageRequest, Role};
 use mcr_proto::identity::v1::*;
 
-use crate::support::{self, PASSWORD, with_token};
+use mcr_testkit_identity::{self as support, PASSWORD, with_token};
 
 #[tokio::test]
 async fn organisations_are_validated_unique_and_paged() {

@@ -2,5 +2,5 @@
 
 mod accounts;
 mod binary;
-mod support;
+
 mod tokens;

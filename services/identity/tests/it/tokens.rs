@@ -12,7 +12,7 @@ use mcr_runtime::nats::NatsBus;
 use mcr_runtime::settings::NatsSettings;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{self, PASSWORD, with_token};
+use mcr_testkit_identity::{self as support, PASSWORD, with_token};
 
 /// A verifier as another service builds it: JWKS from identity over gRPC.
 fn verifier_of(identity: &support::Identity) -> TokenVerifier {

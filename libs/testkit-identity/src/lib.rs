@@ -1,4 +1,7 @@
-//! Starting identity with a first administrator, and signing in.
+//! A real identity service for tests of every service: started in-process
+//! with a first administrator, creating organisations and users, and signing
+//! them in for access tokens.
+#![forbid(unsafe_code)]
 
 use mcr_proto::common::v1::{Address, HumanName, OrganisationType, Role};
 use mcr_proto::identity::v1::identity_client::IdentityClient;
@@ -11,17 +14,20 @@ pub const ADMIN_PASSWORD: &str = "an initial admin password";
 pub const PASSWORD: &str = "a long enough password";
 
 /// A running identity service and a client for it.
+#[allow(missing_debug_implementations)]
 pub struct Identity {
     pub environment: TestEnvironment,
     pub service: RunningService,
     pub client: IdentityClient<Channel>,
 }
 
+/// Starts identity in a fresh test environment.
 pub async fn start(extra: &[(&str, &str)]) -> Identity {
     let environment = TestEnvironment::new().await;
     start_in(environment, extra).await
 }
 
+/// Starts identity in `environment` (share it with the service under test).
 pub async fn start_in(environment: TestEnvironment, extra: &[(&str, &str)]) -> Identity {
     let mut overrides = vec![
         ("MCR_IDENTITY__BOOTSTRAP_ADMIN__USERNAME", ADMIN_USERNAME),
@@ -55,6 +61,7 @@ pub async fn start_in(environment: TestEnvironment, extra: &[(&str, &str)]) -> I
     panic!("the bootstrap administrator never became able to sign in");
 }
 
+/// `message` with `authorization: Bearer <token>`.
 pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     let value = format!("Bearer {token}").parse().expect("a token is ASCII");
@@ -168,5 +175,36 @@ impl Identity {
             .into_inner()
             .user
             .expect("the created user")
+    }
+}
+
+impl Identity {
+    /// An access token of a new user with one `role` profile at
+    /// `organisation_code` (created when missing).
+    pub async fn token_for(&self, username: &str, organisation_code: &str, role: Role) -> String {
+        let admin = self.admin_token().await;
+        let exists = self
+            .client
+            .clone()
+            .get_organisation(with_token(
+                GetOrganisationRequest {
+                    organisation_code: organisation_code.to_owned(),
+                },
+                &admin,
+            ))
+            .await
+            .is_ok();
+        if !exists {
+            self.create_organisation(&admin, organisation_code, OrganisationType::GpPractice)
+                .await;
+        }
+        self.create_user(&admin, username, &[(organisation_code, role)])
+            .await;
+        self.tokens(username, PASSWORD, "").await.access_token
+    }
+
+    /// The `MCR_AUTH__IDENTITY_URL` override pointing another service at this identity.
+    pub fn identity_url(&self) -> String {
+        self.service.grpc_endpoint()
     }
 }
