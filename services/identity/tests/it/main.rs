@@ -2,5 +2,4 @@
 
 mod accounts;
 mod binary;
-
 mod tokens;
