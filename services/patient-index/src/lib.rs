@@ -1,21 +1,49 @@
 //! The region's master patient index.
 //!
-//! The RPCs of `mcr.patient_index.v1.PatientIndex` are specified in `proto/`; until this
-//! service's issue lands they answer UNIMPLEMENTED (see the README's status table).
+//! Every provider's local identifiers resolve to one person: deterministically
+//! on a verified NHS Number, otherwise by Fellegi–Sunter matching over
+//! blocking-key candidates (see [`domain`]). Merges and unmerges are exact and
+//! announced on NATS.
 #![forbid(unsafe_code)]
 
+mod convert;
+mod curation;
 pub mod domain;
+pub mod error;
+mod events;
 mod grpc;
+mod registry;
+mod store;
 
+use std::sync::Arc;
+
+use mcr_auth::AuthLayer;
 use mcr_proto::patient_index::v1::patient_index_server::{self, PatientIndexServer};
 use mcr_runtime::{McrService, ServiceContext, ServiceSpec, StartupError};
+use serde::Deserialize;
+use tower::Layer;
+
+pub use events::{
+    IDENTIFIER_RELINKED_SUBJECT, INDEX_EVENTS_STREAM, PERSON_MERGED_SUBJECT,
+    PERSON_UNMERGED_SUBJECT,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The patient index's own settings (`[patient_index]`, `MCR_PATIENT_INDEX__*`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PatientIndexConfig {
+    /// Matching thresholds and weights (`[patient_index.matching]`).
+    pub matching: domain::MatchConfig,
+}
 
 /// The patient-index service, as the runtime runs it.
 #[derive(Debug)]
 pub struct PatientIndexService;
 
 impl McrService for PatientIndexService {
-    type Config = ();
+    type Config = PatientIndexConfig;
 
     const SPEC: ServiceSpec = ServiceSpec {
         name: "patient-index",
@@ -25,11 +53,35 @@ impl McrService for PatientIndexService {
         default_admin_port: 9102,
     };
 
+    fn migrator() -> Option<&'static sqlx::migrate::Migrator> {
+        Some(&MIGRATOR)
+    }
+
     async fn routes(
         context: ServiceContext<Self::Config>,
     ) -> Result<tonic::service::Routes, StartupError> {
-        let server = PatientIndexServer::new(grpc::PatientIndexApi)
-            .max_decoding_message_size(context.max_message_bytes());
-        Ok(tonic::service::Routes::new(server))
+        let model = domain::MatchModel::new(context.settings.service.matching.clone()).map_err(
+            |error| {
+                StartupError::Service(format!("invalid settings: patient_index.matching: {error}"))
+            },
+        )?;
+        let verifier = mcr_auth::verifier_for_service(&context).map_err(|error| {
+            StartupError::Service(format!("invalid settings: auth.identity_url: {error}"))
+        })?;
+        let api = grpc::PatientIndexApi {
+            registry: registry::Registry {
+                pool: context.postgres.clone(),
+                model: Arc::new(model),
+            },
+            curation: curation::Curation {
+                pool: context.postgres.clone(),
+                nats: context.nats.clone(),
+            },
+        };
+        let server =
+            PatientIndexServer::new(api).max_decoding_message_size(context.max_message_bytes());
+        Ok(tonic::service::Routes::new(
+            AuthLayer::new(verifier, &[]).layer(server),
+        ))
     }
 }

@@ -1,0 +1,479 @@
+//! The patient index's SQL. Rules live in `domain` and `registry`.
+
+use mcr_proto::common::v1 as common;
+use mcr_proto::patient_index::v1 as proto;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::LocalIdentifier;
+use crate::error::IndexError;
+
+type Stored<T> = Result<T, IndexError>;
+
+/// A person as stored.
+#[derive(Debug, Clone, FromRow)]
+pub struct PersonRow {
+    pub id: Uuid,
+    pub status: String,
+    pub merged_into: Option<Uuid>,
+    pub demographics: Vec<u8>,
+    pub sensitive: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl PersonRow {
+    /// The stored demographics.
+    pub fn demographics(&self) -> Stored<proto::Demographics> {
+        proto::Demographics::decode(self.demographics.as_slice()).map_err(|error| {
+            IndexError::Corrupt(format!("person {} demographics: {error}", self.id))
+        })
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
+/// A local identifier link as stored.
+#[derive(Debug, Clone, FromRow)]
+pub struct IdentifierRow {
+    pub organisation_code: String,
+    pub system: String,
+    pub value: String,
+    pub person_id: Uuid,
+    pub link_method: i32,
+    pub match_weight: f64,
+    pub linked_at: OffsetDateTime,
+    pub last_registered_at: OffsetDateTime,
+}
+
+/// An identifier as kept in JSON (history, merges).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentifierJson {
+    pub organisation_code: String,
+    pub system: String,
+    pub value: String,
+}
+
+impl From<&LocalIdentifier> for IdentifierJson {
+    fn from(identifier: &LocalIdentifier) -> Self {
+        Self {
+            organisation_code: identifier.organisation_code.clone(),
+            system: identifier.system.clone(),
+            value: identifier.value.clone(),
+        }
+    }
+}
+
+impl IdentifierJson {
+    pub fn to_proto(&self) -> common::LocalIdentifier {
+        common::LocalIdentifier {
+            organisation_code: self.organisation_code.clone(),
+            system: self.system.clone(),
+            value: self.value.clone(),
+        }
+    }
+}
+
+/// What a new or updated registration writes.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub identifier: &'a LocalIdentifier,
+    pub demographics: &'a proto::Demographics,
+    pub nhs_number: Option<&'a str>,
+    pub nhs_verified: bool,
+    pub sensitive: bool,
+    pub blocking_keys: &'a [String],
+    pub link_method: proto::LinkMethod,
+    pub match_weight: f64,
+}
+
+pub async fn person(pool: &PgPool, person_id: Uuid) -> Stored<Option<PersonRow>> {
+    Ok(sqlx::query_as("SELECT id, status, merged_into, demographics, sensitive, created_at, updated_at FROM persons WHERE id = $1")
+        .bind(person_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+pub async fn person_of_identifier(
+    pool: &PgPool,
+    identifier: &LocalIdentifier,
+) -> Stored<Option<IdentifierRow>> {
+    Ok(sqlx::query_as(
+        "SELECT organisation_code, system, value, person_id, link_method, match_weight, linked_at, last_registered_at
+         FROM local_identifiers WHERE organisation_code = $1 AND system = $2 AND value = $3",
+    )
+    .bind(&identifier.organisation_code)
+    .bind(&identifier.system)
+    .bind(&identifier.value)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Resolves many identifiers in one round trip.
+pub async fn persons_of_identifiers(
+    pool: &PgPool,
+    identifiers: &[LocalIdentifier],
+) -> Stored<Vec<(String, String, String, Uuid, bool)>> {
+    let organisations: Vec<&str> = identifiers
+        .iter()
+        .map(|id| id.organisation_code.as_str())
+        .collect();
+    let systems: Vec<&str> = identifiers.iter().map(|id| id.system.as_str()).collect();
+    let values: Vec<&str> = identifiers.iter().map(|id| id.value.as_str()).collect();
+    Ok(sqlx::query_as(
+        "SELECT l.organisation_code, l.system, l.value, l.person_id, p.sensitive
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS wanted (organisation_code, system, value)
+         JOIN local_identifiers l USING (organisation_code, system, value)
+         JOIN persons p ON p.id = l.person_id",
+    )
+    .bind(&organisations)
+    .bind(&systems)
+    .bind(&values)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn active_persons_with_nhs_number(
+    pool: &PgPool,
+    nhs_number: &str,
+) -> Stored<Vec<PersonRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, status, merged_into, demographics, sensitive, created_at, updated_at
+         FROM persons WHERE nhs_number = $1 AND status = 'active' ORDER BY created_at LIMIT 20",
+    )
+    .bind(nhs_number)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Active persons sharing any of `keys`, at most `limit`.
+pub async fn candidates(pool: &PgPool, keys: &[String], limit: i64) -> Stored<Vec<PersonRow>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id, p.status, p.merged_into, p.demographics, p.sensitive, p.created_at, p.updated_at
+         FROM persons p
+         WHERE p.id IN (SELECT person_id FROM person_blocking_keys WHERE key = ANY($1))
+           AND p.status = 'active'
+         LIMIT $2",
+    )
+    .bind(keys)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+async fn add_keys(
+    transaction: &mut Transaction<'_, Postgres>,
+    person_id: Uuid,
+    keys: &[String],
+) -> Stored<()> {
+    sqlx::query(
+        "INSERT INTO person_blocking_keys (key, person_id) SELECT key, $2 FROM unnest($1::text[]) AS key
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(keys)
+    .bind(person_id)
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
+}
+
+/// One entry of a person's history.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryEntry<'a> {
+    pub kind: proto::PersonEventKind,
+    pub actor: Option<&'a common::Actor>,
+    pub identifier: Option<&'a LocalIdentifier>,
+    pub other_person_id: Option<Uuid>,
+    pub merge_id: Option<Uuid>,
+    pub note: &'a str,
+}
+
+pub async fn add_history(
+    transaction: &mut Transaction<'_, Postgres>,
+    person_id: Uuid,
+    entry: HistoryEntry<'_>,
+) -> Stored<()> {
+    let HistoryEntry {
+        kind,
+        actor,
+        identifier,
+        other_person_id,
+        merge_id,
+        note,
+    } = entry;
+    sqlx::query(
+        "INSERT INTO person_history (id, person_id, kind, actor, identifier, other_person_id, merge_id, note)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(person_id)
+    .bind(kind as i32)
+    .bind(actor.map(|actor| Json(ActorJson::from(actor))))
+    .bind(identifier.map(|identifier| Json(IdentifierJson::from(identifier))))
+    .bind(other_person_id)
+    .bind(merge_id)
+    .bind(note)
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
+}
+
+/// Creates a person for a first registration, links the identifier and,
+/// when given, queues a review item. `None` when the identifier was linked
+/// concurrently (the caller re-reads it).
+pub async fn create_person(
+    pool: &PgPool,
+    registration: &Registration<'_>,
+    review_candidates: Option<serde_json::Value>,
+) -> Stored<Option<(Uuid, Option<Uuid>)>> {
+    let person_id = Uuid::now_v7();
+    let mut transaction = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO persons (id, status, demographics, nhs_number, nhs_verified, sensitive)
+         VALUES ($1, 'active', $2, $3, $4, $5)",
+    )
+    .bind(person_id)
+    .bind(registration.demographics.encode_to_vec())
+    .bind(registration.nhs_number)
+    .bind(registration.nhs_verified)
+    .bind(registration.sensitive)
+    .execute(&mut *transaction)
+    .await?;
+    if !insert_identifier(&mut transaction, person_id, registration).await? {
+        transaction.rollback().await?;
+        return Ok(None);
+    }
+    add_keys(&mut transaction, person_id, registration.blocking_keys).await?;
+    add_history(
+        &mut transaction,
+        person_id,
+        HistoryEntry {
+            kind: proto::PersonEventKind::Created,
+            actor: None,
+            identifier: Some(registration.identifier),
+            other_person_id: None,
+            merge_id: None,
+            note: "",
+        },
+    )
+    .await?;
+    let review_id = match review_candidates {
+        Some(candidates) => {
+            let review_id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO review_items (id, person_id, organisation_code, system, value, candidates)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(review_id)
+            .bind(person_id)
+            .bind(&registration.identifier.organisation_code)
+            .bind(&registration.identifier.system)
+            .bind(&registration.identifier.value)
+            .bind(&candidates)
+            .execute(&mut *transaction)
+            .await?;
+            add_history(
+                &mut transaction,
+                person_id,
+                HistoryEntry {
+                    kind: proto::PersonEventKind::QueuedForReview,
+                    actor: None,
+                    identifier: None,
+                    other_person_id: None,
+                    merge_id: None,
+                    note: "",
+                },
+            )
+            .await?;
+            Some(review_id)
+        }
+        None => None,
+    };
+    transaction.commit().await?;
+    Ok(Some((person_id, review_id)))
+}
+
+async fn insert_identifier(
+    transaction: &mut Transaction<'_, Postgres>,
+    person_id: Uuid,
+    registration: &Registration<'_>,
+) -> Stored<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO local_identifiers (organisation_code, system, value, person_id, link_method, match_weight, demographics)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(&registration.identifier.organisation_code)
+    .bind(&registration.identifier.system)
+    .bind(&registration.identifier.value)
+    .bind(person_id)
+    .bind(registration.link_method as i32)
+    .bind(registration.match_weight)
+    .bind(registration.demographics.encode_to_vec())
+    .execute(&mut **transaction)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Links a new identifier to an existing person; `false` when the identifier
+/// was linked concurrently.
+pub async fn link_to_person(
+    pool: &PgPool,
+    person_id: Uuid,
+    registration: &Registration<'_>,
+) -> Stored<bool> {
+    let mut transaction = pool.begin().await?;
+    if !insert_identifier(&mut transaction, person_id, registration).await? {
+        transaction.rollback().await?;
+        return Ok(false);
+    }
+    add_keys(&mut transaction, person_id, registration.blocking_keys).await?;
+    add_history(
+        &mut transaction,
+        person_id,
+        HistoryEntry {
+            kind: proto::PersonEventKind::IdentifierLinked,
+            actor: None,
+            identifier: Some(registration.identifier),
+            other_person_id: None,
+            merge_id: None,
+            note: "",
+        },
+    )
+    .await?;
+    transaction.commit().await?;
+    Ok(true)
+}
+
+/// A repeat registration: the provider's demographics are refreshed and
+/// become the person's latest.
+pub async fn refresh_registration(
+    pool: &PgPool,
+    person_id: Uuid,
+    registration: &Registration<'_>,
+) -> Stored<()> {
+    let encoded = registration.demographics.encode_to_vec();
+    let mut transaction = pool.begin().await?;
+    sqlx::query(
+        "UPDATE local_identifiers SET demographics = $4, last_registered_at = now()
+         WHERE organisation_code = $1 AND system = $2 AND value = $3",
+    )
+    .bind(&registration.identifier.organisation_code)
+    .bind(&registration.identifier.system)
+    .bind(&registration.identifier.value)
+    .bind(&encoded)
+    .execute(&mut *transaction)
+    .await?;
+    let changed = sqlx::query(
+        "UPDATE persons SET demographics = $2, nhs_number = COALESCE($3, nhs_number),
+             nhs_verified = nhs_verified OR $4, sensitive = $5, updated_at = now()
+         WHERE id = $1 AND demographics <> $2",
+    )
+    .bind(person_id)
+    .bind(&encoded)
+    .bind(registration.nhs_number)
+    .bind(registration.nhs_verified)
+    .bind(registration.sensitive)
+    .execute(&mut *transaction)
+    .await?;
+    if changed.rows_affected() > 0 {
+        add_keys(&mut transaction, person_id, registration.blocking_keys).await?;
+        add_history(
+            &mut transaction,
+            person_id,
+            HistoryEntry {
+                kind: proto::PersonEventKind::DemographicsUpdated,
+                actor: None,
+                identifier: Some(registration.identifier),
+                other_person_id: None,
+                merge_id: None,
+                note: "",
+            },
+        )
+        .await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+pub async fn identifiers_of(pool: &PgPool, person_id: Uuid) -> Stored<Vec<IdentifierRow>> {
+    Ok(sqlx::query_as(
+        "SELECT organisation_code, system, value, person_id, link_method, match_weight, linked_at, last_registered_at
+         FROM local_identifiers WHERE person_id = $1 ORDER BY organisation_code, system, value",
+    )
+    .bind(person_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// One history entry as stored.
+#[derive(Debug, Clone, FromRow)]
+pub struct HistoryRow {
+    pub id: Uuid,
+    pub kind: i32,
+    pub occurred_at: OffsetDateTime,
+    pub actor: Option<Json<ActorJson>>,
+    pub identifier: Option<Json<IdentifierJson>>,
+    pub other_person_id: Option<Uuid>,
+    pub merge_id: Option<Uuid>,
+    pub note: String,
+}
+
+pub async fn history_of(pool: &PgPool, person_id: Uuid) -> Stored<Vec<HistoryRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, kind, occurred_at, actor, identifier, other_person_id, merge_id, note
+         FROM person_history WHERE person_id = $1 ORDER BY occurred_at, id",
+    )
+    .bind(person_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The actor of a history entry, as kept in JSON.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ActorJson {
+    pub user_id: String,
+    pub role_profile_id: String,
+    pub role: i32,
+    pub role_code: String,
+    pub organisation_code: String,
+    pub session_id: String,
+    pub kind: i32,
+    pub display_name: String,
+}
+
+impl From<&common::Actor> for ActorJson {
+    fn from(actor: &common::Actor) -> Self {
+        Self {
+            user_id: actor.user_id.clone(),
+            role_profile_id: actor.role_profile_id.clone(),
+            role: actor.role,
+            role_code: actor.role_code.clone(),
+            organisation_code: actor.organisation_code.clone(),
+            session_id: actor.session_id.clone(),
+            kind: actor.kind,
+            display_name: actor.display_name.clone(),
+        }
+    }
+}
+
+impl ActorJson {
+    pub fn to_proto(&self) -> common::Actor {
+        common::Actor {
+            user_id: self.user_id.clone(),
+            role_profile_id: self.role_profile_id.clone(),
+            role: self.role,
+            role_code: self.role_code.clone(),
+            organisation_code: self.organisation_code.clone(),
+            session_id: self.session_id.clone(),
+            kind: self.kind,
+            display_name: self.display_name.clone(),
+        }
+    }
+}
+pub mod curation;
