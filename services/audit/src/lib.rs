@@ -1,20 +1,50 @@
 //! The append-only, hash-chained access log.
 //!
-//! The RPCs of `mcr.audit.v1.Audit` are specified in `proto/`; until this
-//! service's issue lands they answer UNIMPLEMENTED (see the README's status table).
+//! Audit consumes the `AuditEvent`s every service publishes on the JetStream
+//! stream `MCR_AUDIT` (`mcr.audit.v1.>`), stores each exactly once in a
+//! SHA-256 hash chain with signed checkpoints, raises alerts for privacy
+//! officers, and answers queries, subject access reports, chain
+//! verification and exports for a SIEM. See the README's "Audit" section.
 #![forbid(unsafe_code)]
 
+mod alerts;
+mod checkpointer;
+pub mod config;
+mod convert;
+pub mod domain;
+pub mod error;
 mod grpc;
+pub mod ingest;
+mod organisations;
+mod store;
+mod verify;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcr_audit_client::AuditPublisher;
+use mcr_auth::AuthLayer;
 use mcr_proto::audit::v1::audit_server::{self, AuditServer};
 use mcr_runtime::{McrService, ServiceContext, ServiceSpec, StartupError};
+use tower::Layer;
+
+use crate::alerts::Alerts;
+use crate::checkpointer::Checkpointer;
+use crate::config::AuditConfig;
+use crate::ingest::Ingest;
+use crate::organisations::Organisations;
+
+pub use crate::alerts::{BREAK_GLASS_SUBJECT, UNUSUAL_ACCESS_SUBJECT};
+pub use crate::ingest::{CONSUMER, DEADLETTER_SUBJECT};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The audit service, as the runtime runs it.
 #[derive(Debug)]
 pub struct AuditService;
 
 impl McrService for AuditService {
-    type Config = ();
+    type Config = AuditConfig;
 
     const SPEC: ServiceSpec = ServiceSpec {
         name: "audit",
@@ -24,11 +54,53 @@ impl McrService for AuditService {
         default_admin_port: 9105,
     };
 
+    fn migrator() -> Option<&'static sqlx::migrate::Migrator> {
+        Some(&MIGRATOR)
+    }
+
     async fn routes(
         context: ServiceContext<Self::Config>,
     ) -> Result<tonic::service::Routes, StartupError> {
-        let server =
-            AuditServer::new(grpc::AuditApi).max_decoding_message_size(context.max_message_bytes());
-        Ok(tonic::service::Routes::new(server))
+        let config = Arc::new(context.settings.service.clone());
+        let verifier = mcr_auth::verifier_for_service(&context)
+            .map_err(|error| StartupError::Service(error.to_string()))?;
+        let checkpointer =
+            Checkpointer::new(context.postgres.clone(), &config).map_err(StartupError::Service)?;
+        let organisations = Organisations::new(&context.settings.runtime.auth.identity_url)
+            .map_err(StartupError::Service)?;
+
+        let alerts = Alerts {
+            pool: context.postgres.clone(),
+            nats: context.nats.clone(),
+            threshold: config.unusual_access_threshold,
+            window: Duration::from_secs(config.unusual_access_window_seconds),
+        };
+        let ingest = Ingest {
+            pool: context.postgres.clone(),
+            nats: context.nats.clone(),
+            config: Arc::clone(&config),
+            alerts,
+        };
+        let attached = context
+            .readiness
+            .condition("audit stream consumer (not attached yet)");
+        context
+            .tasks
+            .spawn(ingest.run(attached, context.shutdown.clone()));
+        context.tasks.spawn(checkpointer.clone().run(
+            Duration::from_millis(config.checkpoint_interval_ms),
+            context.shutdown.clone(),
+        ));
+
+        let api = grpc::AuditApi {
+            pool: context.postgres.clone(),
+            publisher: AuditPublisher::new(context.nats.clone()),
+            checkpointer,
+            organisations,
+            shutdown: context.shutdown.clone(),
+        };
+        let server = AuditServer::new(api).max_decoding_message_size(context.max_message_bytes());
+        let authenticated = AuthLayer::new(verifier, &[]).layer(server);
+        Ok(tonic::service::Routes::new(authenticated))
     }
 }

@@ -1,0 +1,150 @@
+//! Alerts for privacy officers on NATS: every break-glass event, and one
+//! actor viewing more distinct persons within the window than the threshold.
+//!
+//! Alerts follow storage: an event is alerted on once it is in the chain.
+//! The unusual-access count runs in PostgreSQL and each alert is claimed
+//! there (one per actor per window), so replicas agree and never raise the
+//! same alert twice. Alerts are core NATS messages: a privacy officer's
+//! console subscribes; the chain, not the alert, is the record.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use mcr_proto::audit::v1::{AuditAction, UnusualAccessAlert};
+use mcr_proto::consent::v1::{BreakGlassAlert, BreakGlassGrant};
+use mcr_runtime::nats::NatsBus;
+use prost::Message;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::convert::timestamp;
+use crate::domain::event::ValidEvent;
+use crate::store::checkpoints as store;
+
+/// Every break-glass event, as a `BreakGlassAlert`.
+pub const BREAK_GLASS_SUBJECT: &str = "mcr.alerts.v1.break_glass";
+/// Unusual access, as an `UnusualAccessAlert`.
+pub const UNUSUAL_ACCESS_SUBJECT: &str = "mcr.alerts.v1.unusual_access";
+/// Alerts raised, by kind.
+pub const ALERTS_METRIC: &str = "mcr_audit_alerts_total";
+
+/// The actions counted as viewing a person.
+pub const VIEW_ACTIONS: &[AuditAction] = &[
+    AuditAction::ViewRecord,
+    AuditAction::ViewEntry,
+    AuditAction::ViewPerson,
+];
+
+/// What raising alerts needs.
+#[derive(Debug, Clone)]
+pub struct Alerts {
+    pub pool: PgPool,
+    pub nats: NatsBus,
+    pub threshold: u32,
+    pub window: Duration,
+}
+
+impl Alerts {
+    /// Raises the alerts that the newly stored `events` call for.
+    pub async fn after_append(&self, events: &[&ValidEvent]) {
+        for event in events {
+            if event.event.action == AuditAction::BreakGlass as i32 {
+                self.break_glass(event).await;
+            }
+        }
+        let view_actions: Vec<i32> = VIEW_ACTIONS.iter().map(|action| *action as i32).collect();
+        let actors: BTreeSet<&str> = events
+            .iter()
+            .filter(|event| {
+                view_actions.contains(&event.event.action) && event.columns.person_id.is_some()
+            })
+            .map(|event| event.columns.actor_user_id.as_str())
+            .collect();
+        if actors.is_empty() {
+            return;
+        }
+        if let Err(error) = self.unusual_access(actors, &view_actions).await {
+            tracing::error!(%error, "checking for unusual access failed");
+        }
+    }
+
+    async fn break_glass(&self, event: &ValidEvent) {
+        let audit_event = &event.event;
+        let alert = BreakGlassAlert {
+            // The event id: a redelivered alert carries the same id.
+            alert_id: audit_event.event_id.clone(),
+            grant: Some(BreakGlassGrant {
+                grant_id: audit_event.break_glass_grant_id.clone(),
+                person_id: audit_event.person_id.clone(),
+                actor: audit_event.actor.clone(),
+                justification: audit_event.description.clone(),
+                granted_at: audit_event.occurred_at,
+                ..Default::default()
+            }),
+            raised_at: Some(timestamp(OffsetDateTime::now_utc())),
+        };
+        self.publish(BREAK_GLASS_SUBJECT, &alert.alert_id, alert.encode_to_vec())
+            .await;
+        metrics::counter!(ALERTS_METRIC, "kind" => "break_glass").increment(1);
+    }
+
+    async fn unusual_access(
+        &self,
+        actors: BTreeSet<&str>,
+        view_actions: &[i32],
+    ) -> Result<(), sqlx::Error> {
+        let now = OffsetDateTime::now_utc();
+        let window = time::Duration::try_from(self.window).unwrap_or(time::Duration::HOUR);
+        let since = now - window;
+        let actors: Vec<String> = actors.into_iter().map(str::to_owned).collect();
+        let over =
+            store::actors_over_threshold(&self.pool, &actors, view_actions, since, self.threshold)
+                .await?;
+        let window_seconds = i64::try_from(self.window.as_secs().max(1)).unwrap_or(3_600);
+        for (actor, distinct_persons) in over {
+            let alert_id = uuid::Uuid::now_v7();
+            let bucket = now.unix_timestamp() / window_seconds;
+            if !store::claim_alert(&self.pool, &actor, bucket, alert_id).await? {
+                continue;
+            }
+            let event_ids = store::recent_views(&self.pool, &actor, view_actions, since).await?;
+            let alert = UnusualAccessAlert {
+                alert_id: alert_id.to_string(),
+                actor: Some(mcr_proto::common::v1::Actor {
+                    user_id: actor.clone(),
+                    ..Default::default()
+                }),
+                distinct_persons: u32::try_from(distinct_persons).unwrap_or(u32::MAX),
+                threshold: self.threshold,
+                window_start: Some(timestamp(since)),
+                window_end: Some(timestamp(now)),
+                raised_at: Some(timestamp(now)),
+                event_ids: event_ids.iter().map(uuid::Uuid::to_string).collect(),
+            };
+            tracing::warn!(actor_user_id = %actor, distinct_persons, threshold = self.threshold, "unusual access");
+            self.publish(
+                UNUSUAL_ACCESS_SUBJECT,
+                &alert.alert_id,
+                alert.encode_to_vec(),
+            )
+            .await;
+            metrics::counter!(ALERTS_METRIC, "kind" => "unusual_access").increment(1);
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, subject: &str, alert_id: &str, payload: Vec<u8>) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", alert_id);
+        headers.insert("Mcr-Alert-Source", "audit");
+        mcr_runtime::propagation::inject_current_into_nats(&mut headers);
+        let published = self
+            .nats
+            .client()
+            .publish_with_headers(self.nats.subject(subject), headers, payload.into())
+            .await;
+        if let Err(error) = published {
+            tracing::error!(%error, %subject, "publishing an alert failed");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The durable consumer that stores published events: batch, chain, commit,
+//! then ack.
+//!
+//! Crash safety comes from the order of the steps. An event is acked only
+//! after the transaction that stored it committed; if the process dies
+//! before the ack, JetStream redelivers it after `ack_wait` and the append
+//! skips it because its `event_id` is already stored. So stopping (or being
+//! killed) at any await point loses nothing and duplicates nothing, and the
+//! future may simply be dropped on shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use mcr_audit_client::audit_stream_config;
+use mcr_runtime::nats::NatsBus;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::alerts::Alerts;
+use crate::config::AuditConfig;
+use crate::domain::event::{self, ValidEvent};
+use crate::store;
+
+/// The durable consumer's name (shared by every replica, so JetStream
+/// spreads events over them).
+pub const CONSUMER: &str = "audit-store";
+/// Where undecodable or invalid events go, with the reason. Not under
+/// `mcr.audit.v1.>`, which the audit stream itself captures.
+pub const DEADLETTER_SUBJECT: &str = "mcr.deadletter.v1.audit";
+/// Dead-lettered events, by reason kind.
+pub const DEADLETTER_METRIC: &str = "mcr_audit_deadletter_total";
+/// Events stored.
+pub const STORED_METRIC: &str = "mcr_audit_events_stored_total";
+
+/// What the consumer needs.
+#[derive(Clone)]
+pub struct Ingest {
+    pub pool: PgPool,
+    pub nats: NatsBus,
+    pub config: Arc<AuditConfig>,
+    pub alerts: Alerts,
+}
+
+impl Ingest {
+    /// Consumes until `stop`, re-attaching after any failure.
+    pub async fn run(self, attached: Arc<AtomicBool>, stop: CancellationToken) {
+        let mut retry_delay = Duration::from_millis(200);
+        loop {
+            let outcome = tokio::select! {
+                () = stop.cancelled() => return,
+                outcome = self.consume(&attached) => outcome,
+            };
+            attached.store(false, Ordering::Release);
+            if let Err(reason) = outcome {
+                tracing::warn!(%reason, retry_in_ms = retry_delay.as_millis() as u64, "audit consumer stopped; re-attaching");
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(retry_delay) => {}
+            }
+            retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn consume(&self, attached: &AtomicBool) -> Result<(), String> {
+        let stream = self
+            .nats
+            .ensure_stream(audit_stream_config())
+            .await
+            .map_err(|error| error.to_string())?;
+        let consumer = self
+            .nats
+            .ensure_pull_consumer(
+                &stream,
+                pull::Config {
+                    durable_name: Some(CONSUMER.to_owned()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: Duration::from_millis(self.config.ack_wait_ms),
+                    max_ack_pending: self.config.max_ack_pending,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+        let batch_size = self.config.batch_size.max(1);
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(batch_size)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|error| error.to_string())?;
+        attached.store(true, Ordering::Release);
+        let linger = Duration::from_millis(self.config.batch_linger_ms);
+        loop {
+            let first = match messages.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => return Err(error.to_string()),
+                None => return Err("the audit stream's consumer ended".to_owned()),
+            };
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + linger;
+            let mut failure = None;
+            while batch.len() < batch_size {
+                match tokio::time::timeout_at(deadline, messages.next()).await {
+                    Ok(Some(Ok(message))) => batch.push(message),
+                    Ok(Some(Err(error))) => {
+                        failure = Some(error.to_string());
+                        break;
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            self.process(batch).await?;
+            if let Some(reason) = failure {
+                return Err(reason);
+            }
+        }
+    }
+
+    /// Stores one batch and acknowledges it; on a database failure nothing is
+    /// acked and the events are redelivered.
+    pub async fn process(&self, batch: Vec<Message>) -> Result<(), String> {
+        let received_at = OffsetDateTime::now_utc();
+        let mut accepted: Vec<(Message, ValidEvent, tracing::Span)> =
+            Vec::with_capacity(batch.len());
+        let mut rejected = Vec::new();
+        for message in batch {
+            // One span per event, continuing the publisher's trace.
+            let span = tracing::info_span!("audit.ingest", subject = %message.subject);
+            if let Some(headers) = &message.headers {
+                let _ = span.set_parent(mcr_runtime::propagation::context_from_nats(headers));
+            }
+            match event::accept(&message.payload, received_at) {
+                Ok(valid) => accepted.push((message, valid, span)),
+                Err(reason) => rejected.push((message, reason, span)),
+            }
+        }
+        let events: Vec<ValidEvent> = accepted.iter().map(|(_, valid, _)| valid.clone()).collect();
+        let appended = if events.is_empty() {
+            Vec::new()
+        } else {
+            match store::append_batch(&self.pool, &events).await {
+                Ok(appended) => appended,
+                Err(error) => {
+                    for (message, _, _) in &accepted {
+                        let _ = message
+                            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                            .await;
+                    }
+                    return Err(format!("storing a batch of audit events failed: {error}"));
+                }
+            }
+        };
+        metrics::counter!(STORED_METRIC).increment(appended.len() as u64);
+        for (message, valid, span) in &accepted {
+            async {
+                if let Err(error) = message.ack().await {
+                    // Redelivered later and skipped as a duplicate: nothing lost.
+                    tracing::warn!(%error, event_id = %valid.columns.event_id, "ack failed");
+                }
+            }
+            .instrument(span.clone())
+            .await;
+        }
+        for (message, reason, span) in rejected {
+            self.dead_letter(&message, &reason).instrument(span).await;
+        }
+        let stored: Vec<&ValidEvent> = appended.iter().map(|new| &events[new.index]).collect();
+        self.alerts.after_append(&stored).await;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, message: &Message, reason: &str) {
+        let kind = if reason.starts_with("payload") {
+            "undecodable"
+        } else {
+            "invalid"
+        };
+        metrics::counter!(DEADLETTER_METRIC, "reason" => kind).increment(1);
+        tracing::warn!(%reason, subject = %message.subject, "audit event rejected to the dead-letter subject");
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Mcr-Reason", reason);
+        headers.insert("Mcr-Original-Subject", message.subject.as_str());
+        mcr_runtime::propagation::inject_current_into_nats(&mut headers);
+        let published = self
+            .nats
+            .client()
+            .publish_with_headers(
+                self.nats.subject(DEADLETTER_SUBJECT),
+                headers,
+                message.payload.clone(),
+            )
+            .await;
+        if let Err(error) = published {
+            // Not terminated: it will be redelivered and dead-lettered again.
+            tracing::error!(%error, "publishing to the dead-letter subject failed");
+            return;
+        }
+        // Never retried: it would be rejected for the same reason forever.
+        if let Err(error) = message.ack_with(AckKind::Term).await {
+            tracing::warn!(%error, "terminating a rejected audit event failed");
+        }
+    }
+}
