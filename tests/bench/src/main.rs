@@ -7,7 +7,10 @@
 #![forbid(unsafe_code)]
 
 mod baseline;
+mod febrl;
 mod identity;
+mod index_client;
+mod patient_index;
 mod stats;
 
 use std::process::ExitCode;
@@ -22,6 +25,9 @@ struct Arguments {
     /// A shorter run (under five minutes), for CI and quick checks.
     #[arg(long)]
     quick: bool,
+    /// How many persons `patient-index` registers (default 1,000,000; 100,000 with --quick).
+    #[arg(long)]
+    persons: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -30,6 +36,10 @@ enum Benchmark {
     Baseline,
     /// Token verification per second on one core; Authenticate latency.
     Identity,
+    /// Linkage precision, recall and F1 on FEBRL 4 through RegisterPerson.
+    Febrl,
+    /// Registration throughput and search latency over many synthetic persons.
+    PatientIndex,
 }
 
 #[tokio::main]
@@ -38,6 +48,8 @@ async fn main() -> ExitCode {
     let figures = match arguments.name {
         Benchmark::Baseline => baseline::run(arguments.quick).await,
         Benchmark::Identity => identity::run(arguments.quick).await,
+        Benchmark::Febrl => febrl::run(arguments.quick).await,
+        Benchmark::PatientIndex => patient_index::run(arguments.quick, arguments.persons).await,
     };
     match figures {
         Ok(figures) => {

@@ -1,0 +1,82 @@
+//! A patient index with a real identity in front of it, for the index benchmarks.
+
+use mcr_proto::common::v1::Role;
+use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
+use mcr_testkit::{RunningService, TestEnvironment};
+use tonic::transport::Channel;
+
+/// The running services and a clerk's token (scope index:write).
+pub struct IndexUnderTest {
+    pub _identity: mcr_testkit_identity::Identity,
+    pub service: RunningService,
+    pub client: PatientIndexClient<Channel>,
+    pub token: String,
+}
+
+/// Starts identity and patient-index in a fresh environment.
+pub async fn start() -> IndexUnderTest {
+    let environment = TestEnvironment::new().await;
+    // Benchmarks run for longer than a default access token lives.
+    let identity = mcr_testkit_identity::start_in(
+        environment.clone(),
+        &[("MCR_IDENTITY__ACCESS_TOKEN_TTL_SECONDS", "7200")],
+    )
+    .await;
+    let identity_url = identity.identity_url();
+    let service = mcr_testkit::spawn_service::<mcr_patient_index::PatientIndexService>(
+        &environment,
+        &[
+            ("MCR_AUTH__IDENTITY_URL", identity_url.as_str()),
+            ("MCR_DATABASE__MAX_CONNECTIONS", "32"),
+        ],
+    )
+    .await;
+    let token = identity
+        .token_for("bench.clerk", "RQW", Role::AdminClerical)
+        .await;
+    let client = PatientIndexClient::new(service.channel().await);
+    IndexUnderTest {
+        _identity: identity,
+        service,
+        client,
+        token,
+    }
+}
+
+impl IndexUnderTest {
+    /// Registers one identifier of `organisation` with `demographics`.
+    pub async fn register(
+        &self,
+        organisation: &str,
+        value: &str,
+        demographics: mcr_proto::patient_index::v1::Demographics,
+    ) -> anyhow::Result<mcr_proto::patient_index::v1::RegisterPersonResponse> {
+        let mut request =
+            tonic::Request::new(mcr_proto::patient_index::v1::RegisterPersonRequest {
+                local_identifier: Some(mcr_proto::common::v1::LocalIdentifier {
+                    organisation_code: organisation.to_owned(),
+                    system: "https://bench.example/id".to_owned(),
+                    value: value.to_owned(),
+                }),
+                demographics: Some(demographics),
+            });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {}", self.token).parse()?);
+        Ok(self
+            .client
+            .clone()
+            .register_person(request)
+            .await?
+            .into_inner())
+    }
+
+    /// `message` with this benchmark's bearer token.
+    pub fn authorised<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {}", self.token).parse()?);
+        Ok(request)
+    }
+}
