@@ -6,6 +6,7 @@
 //! each in its own database, namespace and key prefix.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod baseline;
 mod febrl;
 mod identity;
@@ -40,6 +41,9 @@ enum Benchmark {
     Febrl,
     /// Registration throughput and search latency over many synthetic persons.
     PatientIndex,
+    /// Audit appends per second with the hash chain; QueryEvents p99 over a
+    /// large store; VerifyChain per second.
+    Audit,
 }
 
 #[tokio::main]
@@ -48,6 +52,7 @@ async fn main() -> ExitCode {
     let figures = match arguments.name {
         Benchmark::Baseline => baseline::run(arguments.quick).await,
         Benchmark::Identity => identity::run(arguments.quick).await,
+        Benchmark::Audit => audit::run(arguments.quick).await,
         Benchmark::Febrl => febrl::run(arguments.quick).await,
         Benchmark::PatientIndex => patient_index::run(arguments.quick, arguments.persons).await,
     };
