@@ -266,3 +266,31 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use crate::domain::event::tests::sample_event;
+
+    /// The checked-in rendering, validated against FHIR R4 with
+    /// `tests/fhir/validate.py` (PyPI `fhir.resources`, R4B models).
+    const VIEW_RECORD: &str = include_str!("../../tests/fhir/view_record.json");
+
+    #[test]
+    fn the_rendering_matches_the_validated_sample() {
+        let mut event = sample_event();
+        event.client_address = "10.1.2.3".to_owned();
+        event.decision_id = "0193a6a4-3b7e-7cc0-8000-0000000000dd".to_owned();
+        let rendered = audit_event(&event);
+        if std::env::var_os("MCR_WRITE_FHIR_SAMPLE").is_some() {
+            let pretty = serde_json::to_string_pretty(&rendered).unwrap_or_default();
+            let _ = std::fs::write(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fhir/view_record.json"),
+                pretty + "\n",
+            );
+            return;
+        }
+        let expected: Value = serde_json::from_str(VIEW_RECORD).unwrap_or_default();
+        assert_eq!(rendered, expected);
+    }
+}
