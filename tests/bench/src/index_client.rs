@@ -11,6 +11,8 @@ pub struct IndexUnderTest {
     pub service: RunningService,
     pub client: PatientIndexClient<Channel>,
     pub token: String,
+    /// The index's own database, for keeping planner statistics fresh.
+    pub database: sqlx::PgPool,
 }
 
 /// Starts identity and patient-index in a fresh environment.
@@ -35,11 +37,20 @@ pub async fn start() -> IndexUnderTest {
         .token_for("bench.clerk", "RQW", Role::AdminClerical)
         .await;
     let client = PatientIndexClient::new(service.channel().await);
+    let database_name = environment.database_name(&<mcr_patient_index::PatientIndexService as mcr_runtime::McrService>::SPEC);
+    let database = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_lazy_with(
+        sqlx::postgres::PgConnectOptions::new()
+            .host("127.0.0.1")
+            .username("mcr")
+            .password("mcr")
+            .database(&database_name),
+    );
     IndexUnderTest {
         _identity: identity,
         service,
         client,
         token,
+        database,
     }
 }
 
@@ -69,6 +80,16 @@ impl IndexUnderTest {
             .register_person(request)
             .await?
             .into_inner())
+    }
+
+    /// Refreshes planner statistics, as autovacuum does on its own schedule;
+    /// a table that grows from empty within seconds would otherwise be planned
+    /// as if it were still tiny.
+    pub async fn analyze(&self) -> anyhow::Result<()> {
+        sqlx::raw_sql("ANALYZE persons; ANALYZE person_blocking_keys; ANALYZE local_identifiers")
+            .execute(&self.database)
+            .await?;
+        Ok(())
     }
 
     /// `message` with this benchmark's bearer token.

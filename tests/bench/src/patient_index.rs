@@ -76,6 +76,8 @@ const FAMILY_STEMS: &[&str] = &[
 const FAMILY_SUFFIXES: &[&str] = &[
     "", "son", "ley", "ton", "field", "wood", "ford", "er", "man", "worth", "by", "ham",
 ];
+/// Letters a UK inward code may end with (never C, I, K, M, O or V).
+const INWARD_LETTERS: &[u8] = b"ABDEFGHJLNPQRSTUWXYZ";
 const AREAS: &[&str] = &[
     "CM", "SG", "AL", "EN", "WD", "HP", "LU", "HA", "N", "E", "RM", "IG",
 ];
@@ -119,8 +121,8 @@ fn person(rng: &mut StdRng) -> Demographics {
         AREAS[rng.gen_range(0..AREAS.len())],
         rng.gen_range(1..=20),
         rng.gen_range(1..=9),
-        char::from(b'A' + rng.gen_range(0..26)),
-        char::from(b'A' + rng.gen_range(0..26)),
+        char::from(INWARD_LETTERS[rng.gen_range(0..INWARD_LETTERS.len())]),
+        char::from(INWARD_LETTERS[rng.gen_range(0..INWARD_LETTERS.len())]),
     );
     let with_nhs_number = rng.gen_bool(0.8);
     Demographics {
@@ -169,6 +171,17 @@ pub async fn run(quick: bool, persons: Option<u64>) -> anyhow::Result<serde_json
     let workers: u64 = 48;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    let statistics = {
+        let index = Arc::clone(&index);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                if let Err(error) = index.analyze().await {
+                    eprintln!("analyze failed: {error}");
+                }
+            }
+        })
+    };
     for worker in 0..workers {
         let index = Arc::clone(&index);
         tasks.spawn(async move {
@@ -186,6 +199,8 @@ pub async fn run(quick: bool, persons: Option<u64>) -> anyhow::Result<serde_json
     while let Some(joined) = tasks.join_next().await {
         joined??;
     }
+    statistics.abort();
+    index.analyze().await?;
     let register_seconds = started.elapsed().as_secs_f64();
     let register_per_s = persons as f64 / register_seconds;
 

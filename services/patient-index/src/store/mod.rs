@@ -152,14 +152,15 @@ pub async fn active_persons_with_nhs_number(
     .await?)
 }
 
-/// Active persons sharing any of `keys`, at most `limit`.
+/// Active persons sharing any of `keys`, at most `limit`. The keys drive the
+/// query (index on `person_blocking_keys`), so it never scans `persons`,
+/// whatever the planner believes about table sizes.
 pub async fn candidates(pool: &PgPool, keys: &[String], limit: i64) -> Stored<Vec<PersonRow>> {
     Ok(sqlx::query_as(
         "SELECT p.id, p.status, p.merged_into, p.demographics, p.sensitive, p.created_at, p.updated_at
-         FROM persons p
-         WHERE p.id IN (SELECT person_id FROM person_blocking_keys WHERE key = ANY($1))
-           AND p.status = 'active'
-         LIMIT $2",
+         FROM (SELECT DISTINCT person_id FROM person_blocking_keys WHERE key = ANY($1) LIMIT $2) AS keyed
+         JOIN persons p ON p.id = keyed.person_id
+         WHERE p.status = 'active'",
     )
     .bind(keys)
     .bind(limit)
