@@ -412,6 +412,27 @@ pub async fn identifiers_of(pool: &PgPool, person_id: Uuid) -> Stored<Vec<Identi
     .await?)
 }
 
+/// Several persons at once (any status), in no particular order.
+pub async fn persons_by_ids(pool: &PgPool, person_ids: &[Uuid]) -> Stored<Vec<PersonRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, status, merged_into, demographics, sensitive, created_at, updated_at FROM persons WHERE id = ANY($1)",
+    )
+    .bind(person_ids)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The identifiers of several persons at once.
+pub async fn identifiers_of_many(pool: &PgPool, person_ids: &[Uuid]) -> Stored<Vec<IdentifierRow>> {
+    Ok(sqlx::query_as(
+        "SELECT organisation_code, system, value, person_id, link_method, match_weight, linked_at, last_registered_at
+         FROM local_identifiers WHERE person_id = ANY($1) ORDER BY organisation_code, system, value",
+    )
+    .bind(person_ids)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// One history entry as stored.
 #[derive(Debug, Clone, FromRow)]
 pub struct HistoryRow {
