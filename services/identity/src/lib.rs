@@ -123,6 +123,7 @@ impl McrService for IdentityService {
             config,
             external: Arc::new(external),
             leeway,
+            audit: mcr_audit_client::AuditPublisher::new(context.nats.clone()),
         };
         let server = IdentityServer::new(grpc::IdentityApi { sessions })
             .max_decoding_message_size(context.max_message_bytes());

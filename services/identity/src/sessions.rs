@@ -41,6 +41,7 @@ pub struct Sessions {
     pub(crate) config: Arc<IdentityConfig>,
     pub(crate) external: Arc<ExternalIssuers>,
     pub(crate) leeway: Duration,
+    pub(crate) audit: mcr_audit_client::AuditPublisher,
 }
 
 fn seconds(value: u64) -> Duration {
@@ -56,7 +57,21 @@ impl Sessions {
     }
 
     /// Username and password sign-in in one role profile.
+    /// Every attempt is recorded on the audit stream before the answer leaves.
     pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+        role_profile_id: &str,
+    ) -> Result<SignIn, IdentityError> {
+        let outcome = self
+            .check_password_sign_in(username, password, role_profile_id)
+            .await;
+        let attempted_as = format!("username:{}", username.trim().to_lowercase());
+        self.audit_sign_in(&attempted_as, outcome).await
+    }
+
+    async fn check_password_sign_in(
         &self,
         username: &str,
         password: &str,
@@ -113,7 +128,18 @@ impl Sessions {
     }
 
     /// Sign-in with an external issuer's ID token.
+    /// Audited like a password sign-in.
     pub async fn exchange_external(
+        &self,
+        id_token: &str,
+        role_profile_id: &str,
+    ) -> Result<SignIn, IdentityError> {
+        let outcome = self.check_external_sign_in(id_token, role_profile_id).await;
+        self.audit_sign_in("external identity provider", outcome)
+            .await
+    }
+
+    async fn check_external_sign_in(
         &self,
         id_token: &str,
         role_profile_id: &str,
@@ -342,6 +368,90 @@ impl Sessions {
             .await?
             .map(|session| session.user_id)
             .ok_or_else(|| IdentityError::NotFound(format!("session {session_id} does not exist")))
+    }
+}
+
+impl Sessions {
+    /// Records a sign-in attempt (never the password or token) and returns
+    /// its outcome; when the audit trail cannot be written no token leaves:
+    /// UNAVAILABLE.
+    async fn audit_sign_in(
+        &self,
+        attempted_as: &str,
+        outcome: Result<SignIn, IdentityError>,
+    ) -> Result<SignIn, IdentityError> {
+        use mcr_proto::audit::v1::{AuditAction, AuditEvent, AuditOutcome, OutcomeReason};
+        let (actor, audit_outcome, reasons, description) = match &outcome {
+            Ok(SignIn::Tokens(tokens)) => {
+                let profile = tokens.role_profile.clone().unwrap_or_default();
+                let actor = Actor {
+                    user_id: profile.user_id.clone(),
+                    role_profile_id: profile.role_profile_id.clone(),
+                    role: profile.role,
+                    role_code: profile.role_code.clone(),
+                    organisation_code: profile.organisation_code.clone(),
+                    session_id: tokens.session_id.clone(),
+                    kind: mcr_proto::common::v1::ActorKind::User as i32,
+                    display_name: String::new(),
+                };
+                (
+                    Some(actor),
+                    AuditOutcome::Permitted,
+                    Vec::new(),
+                    "signed in".to_owned(),
+                )
+            }
+            Ok(SignIn::ChooseProfile(_)) => (
+                None,
+                AuditOutcome::Permitted,
+                Vec::new(),
+                "credentials verified; role profile selection required".to_owned(),
+            ),
+            Err(error) => (
+                None,
+                AuditOutcome::Denied,
+                vec![OutcomeReason {
+                    code: sign_in_refusal_code(error).to_owned(),
+                    text: error.to_string(),
+                }],
+                "sign-in refused".to_owned(),
+            ),
+        };
+        let event = AuditEvent {
+            event_id: Uuid::now_v7().to_string(),
+            occurred_at: Some(timestamp(OffsetDateTime::now_utc())),
+            source_service: "identity".to_owned(),
+            actor,
+            action: AuditAction::Authenticate as i32,
+            outcome: audit_outcome as i32,
+            reasons,
+            trace_id: mcr_runtime::propagation::current_trace_id().unwrap_or_default(),
+            target_reference: attempted_as.to_owned(),
+            description,
+            ..AuditEvent::default()
+        };
+        if let Err(error) = self.audit.publish(&event).await {
+            tracing::error!(%error, "sign-in attempt could not be audited; refusing it");
+            return Err(IdentityError::Unavailable(
+                "the audit trail is unavailable, so sign-in is refused; retry shortly".to_owned(),
+            ));
+        }
+        outcome
+    }
+}
+
+fn sign_in_refusal_code(error: &IdentityError) -> &'static str {
+    match error {
+        IdentityError::InvalidArgument { .. } => "invalid_request",
+        IdentityError::Unauthenticated(_) => "wrong_credentials",
+        IdentityError::FailedPrecondition(_) => "account_not_usable",
+        IdentityError::NotFound(_) => "no_mapped_user",
+        IdentityError::AlreadyExists(_)
+        | IdentityError::PermissionDenied(_)
+        | IdentityError::Database(_)
+        | IdentityError::Messaging(_)
+        | IdentityError::Unavailable(_)
+        | IdentityError::Internal(_) => "service_error",
     }
 }
 

@@ -371,3 +371,57 @@ async fn bad_user_fields_are_invalid_argument_naming_the_field() {
         refused.message()
     );
 }
+
+#[tokio::test]
+async fn every_sign_in_attempt_is_audited_without_the_password() {
+    use futures::StreamExt;
+    use mcr_proto::audit::v1::{AuditAction, AuditEvent, AuditOutcome};
+    use prost::Message;
+
+    let identity = support::start(&[]).await;
+    let nats = async_nats::connect("nats://127.0.0.1:4222")
+        .await
+        .expect("nats");
+    let mut audited = nats
+        .subscribe(identity.environment.subject("mcr.audit.v1.authenticate"))
+        .await
+        .expect("subscribe");
+    let refused = identity
+        .sign_in(support::ADMIN_USERNAME, "a wrong password here", "")
+        .await
+        .expect_err("wrong");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let tokens = identity
+        .tokens(support::ADMIN_USERNAME, support::ADMIN_PASSWORD, "")
+        .await;
+
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(5), audited.next())
+            .await
+            .expect("an audit event within 5 s")
+            .expect("a message");
+        let text = String::from_utf8_lossy(&message.payload).to_string();
+        assert!(
+            !text.contains("a wrong password here") && !text.contains(support::ADMIN_PASSWORD),
+            "no password in the audit trail"
+        );
+        events.push(AuditEvent::decode(message.payload.as_ref()).expect("an AuditEvent"));
+    }
+    assert!(
+        events
+            .iter()
+            .all(|event| event.action == AuditAction::Authenticate as i32)
+    );
+    assert_eq!(events[0].outcome, AuditOutcome::Denied as i32);
+    assert_eq!(events[0].reasons[0].code, "wrong_credentials");
+    assert_eq!(
+        events[0].target_reference,
+        format!("username:{}", support::ADMIN_USERNAME)
+    );
+    assert_eq!(events[1].outcome, AuditOutcome::Permitted as i32);
+    assert_eq!(
+        events[1].actor.as_ref().expect("actor").session_id,
+        tokens.session_id
+    );
+}
