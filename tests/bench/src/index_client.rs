@@ -37,14 +37,17 @@ pub async fn start() -> IndexUnderTest {
         .token_for("bench.clerk", "RQW", Role::AdminClerical)
         .await;
     let client = PatientIndexClient::new(service.channel().await);
-    let database_name = environment.database_name(&<mcr_patient_index::PatientIndexService as mcr_runtime::McrService>::SPEC);
-    let database = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_lazy_with(
-        sqlx::postgres::PgConnectOptions::new()
-            .host("127.0.0.1")
-            .username("mcr")
-            .password("mcr")
-            .database(&database_name),
-    );
+    let database_name = environment
+        .database_name(&<mcr_patient_index::PatientIndexService as mcr_runtime::McrService>::SPEC);
+    let database = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(
+            sqlx::postgres::PgConnectOptions::new()
+                .host("127.0.0.1")
+                .username("mcr")
+                .password("mcr")
+                .database(&database_name),
+        );
     IndexUnderTest {
         _identity: identity,
         service,
