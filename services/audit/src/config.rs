@@ -33,7 +33,7 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
-            batch_size: 1_000,
+            batch_size: 2_000,
             batch_linger_ms: 20,
             ack_wait_ms: 30_000,
             max_ack_pending: 20_000,

@@ -20,6 +20,7 @@ use mcr_runtime::nats::NatsBus;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -38,6 +39,8 @@ pub const DEADLETTER_SUBJECT: &str = "mcr.deadletter.v1.audit";
 pub const DEADLETTER_METRIC: &str = "mcr_audit_deadletter_total";
 /// Events stored.
 pub const STORED_METRIC: &str = "mcr_audit_events_stored_total";
+/// Seconds from receiving a batch to having acked it and raised its alerts.
+pub const BATCH_SECONDS_METRIC: &str = "mcr_audit_batch_seconds";
 
 /// What the consumer needs.
 #[derive(Clone)]
@@ -46,6 +49,17 @@ pub struct Ingest {
     pub nats: NatsBus,
     pub config: Arc<AuditConfig>,
     pub alerts: Alerts,
+    /// The runtime's task tracker: shutdown waits for a batch's acks.
+    pub tasks: TaskTracker,
+}
+
+/// A batch after its transaction: what is left to ack, reject and alert on.
+pub struct StoredBatch {
+    accepted: Vec<(Message, tracing::Span)>,
+    events: Vec<ValidEvent>,
+    rejected: Vec<(Message, String, tracing::Span)>,
+    appended: Vec<store::Appended>,
+    started: std::time::Instant,
 }
 
 impl Ingest {
@@ -100,6 +114,9 @@ impl Ingest {
             .map_err(|error| error.to_string())?;
         attached.store(true, Ordering::Release);
         let linger = Duration::from_millis(self.config.batch_linger_ms);
+        // The acks and alerts of one batch run while the next is stored; at
+        // most one batch is in that state, so memory stays bounded.
+        let mut finishing: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let first = match messages.next().await {
                 Some(Ok(message)) => message,
@@ -119,20 +136,30 @@ impl Ingest {
                     Ok(None) | Err(_) => break,
                 }
             }
-            self.process(batch).await?;
+            let stored = self.store(batch).await?;
+            if let Some(previous) = finishing.take() {
+                let _ = previous.await;
+            }
+            let ingest = self.clone();
+            finishing = Some(self.tasks.spawn(async move { ingest.finish(stored).await }));
             if let Some(reason) = failure {
                 return Err(reason);
             }
         }
     }
 
-    /// Stores one batch and acknowledges it; on a database failure nothing is
-    /// acked and the events are redelivered.
-    pub async fn process(&self, batch: Vec<Message>) -> Result<(), String> {
+    /// Decodes, validates and stores one batch in one transaction. On a
+    /// database failure nothing is acked (the events are redelivered).
+    pub async fn store(&self, batch: Vec<Message>) -> Result<StoredBatch, String> {
+        let started = std::time::Instant::now();
         let received_at = OffsetDateTime::now_utc();
-        let mut accepted: Vec<(Message, ValidEvent, tracing::Span)> =
-            Vec::with_capacity(batch.len());
-        let mut rejected = Vec::new();
+        let mut stored = StoredBatch {
+            accepted: Vec::with_capacity(batch.len()),
+            events: Vec::with_capacity(batch.len()),
+            rejected: Vec::new(),
+            appended: Vec::new(),
+            started,
+        };
         for message in batch {
             // One span per event, continuing the publisher's trace.
             let span = tracing::info_span!("audit.ingest", subject = %message.subject);
@@ -140,18 +167,18 @@ impl Ingest {
                 let _ = span.set_parent(mcr_runtime::propagation::context_from_nats(headers));
             }
             match event::accept(&message.payload, received_at) {
-                Ok(valid) => accepted.push((message, valid, span)),
-                Err(reason) => rejected.push((message, reason, span)),
+                Ok(valid) => {
+                    stored.accepted.push((message, span));
+                    stored.events.push(valid);
+                }
+                Err(reason) => stored.rejected.push((message, reason, span)),
             }
         }
-        let events: Vec<ValidEvent> = accepted.iter().map(|(_, valid, _)| valid.clone()).collect();
-        let appended = if events.is_empty() {
-            Vec::new()
-        } else {
-            match store::append_batch(&self.pool, &events).await {
-                Ok(appended) => appended,
+        if !stored.events.is_empty() {
+            match store::append_batch(&self.pool, &stored.events).await {
+                Ok(appended) => stored.appended = appended,
                 Err(error) => {
-                    for (message, _, _) in &accepted {
+                    for (message, _) in &stored.accepted {
                         let _ = message
                             .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                             .await;
@@ -159,9 +186,21 @@ impl Ingest {
                     return Err(format!("storing a batch of audit events failed: {error}"));
                 }
             }
-        };
-        metrics::counter!(STORED_METRIC).increment(appended.len() as u64);
-        for (message, valid, span) in &accepted {
+        }
+        metrics::counter!(STORED_METRIC).increment(stored.appended.len() as u64);
+        tracing::debug!(
+            events = stored.events.len(),
+            stored = stored.appended.len(),
+            store_ms = started.elapsed().as_millis() as u64,
+            "audit batch stored"
+        );
+        Ok(stored)
+    }
+
+    /// After the commit: acks the stored events (duplicates too),
+    /// dead-letters the rejected ones, raises the alerts.
+    pub async fn finish(&self, stored: StoredBatch) {
+        for ((message, span), valid) in stored.accepted.iter().zip(&stored.events) {
             async {
                 if let Err(error) = message.ack().await {
                     // Redelivered later and skipped as a duplicate: nothing lost.
@@ -171,12 +210,18 @@ impl Ingest {
             .instrument(span.clone())
             .await;
         }
-        for (message, reason, span) in rejected {
-            self.dead_letter(&message, &reason).instrument(span).await;
+        for (message, reason, span) in &stored.rejected {
+            self.dead_letter(message, reason)
+                .instrument(span.clone())
+                .await;
         }
-        let stored: Vec<&ValidEvent> = appended.iter().map(|new| &events[new.index]).collect();
-        self.alerts.after_append(&stored).await;
-        Ok(())
+        let new: Vec<&ValidEvent> = stored
+            .appended
+            .iter()
+            .filter_map(|appended| stored.events.get(appended.index))
+            .collect();
+        self.alerts.after_append(&new).await;
+        metrics::histogram!(BATCH_SECONDS_METRIC).record(stored.started.elapsed().as_secs_f64());
     }
 
     async fn dead_letter(&self, message: &Message, reason: &str) {

@@ -80,6 +80,7 @@ impl McrService for AuditService {
             nats: context.nats.clone(),
             config: Arc::clone(&config),
             alerts,
+            tasks: context.tasks.clone(),
         };
         let attached = context
             .readiness

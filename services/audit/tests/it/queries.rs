@@ -4,7 +4,7 @@ use futures::StreamExt;
 use mcr_proto::audit::v1::*;
 use mcr_proto::common::v1::{OrganisationType, PageRequest, Role};
 
-use crate::support::{Harness, event, person, views, with_token};
+use crate::support::{Harness, event, head, person, views, with_token};
 
 fn by_person(person: &str, page_size: u32, page_token: &str) -> QueryEventsRequest {
     QueryEventsRequest {
@@ -153,7 +153,11 @@ async fn queries_filter_page_newest_first_and_render_fhir() {
             break;
         }
     }
-    assert_eq!(seen, vec![5, 4, 3, 2, 1], "newest first, every event once");
+    assert_eq!(seen.len(), 5, "every event once: {seen:?}");
+    assert!(
+        seen.windows(2).all(|pair| pair[0] > pair[1]),
+        "newest first: {seen:?}"
+    );
 
     let by_organisation = harness
         .client
@@ -252,6 +256,7 @@ async fn an_export_streams_in_order_and_resumes_from_a_sequence() {
         .await;
     harness.publish(&views(12, &person())).await;
     harness.wait_for_stored(12).await;
+    let last = head(&harness.database).await;
 
     let export = |from_sequence: u64| {
         let mut client = harness.client.clone();
@@ -261,7 +266,7 @@ async fn an_export_streams_in_order_and_resumes_from_a_sequence() {
                 .export_events(with_token(
                     ExportEventsRequest {
                         from_sequence,
-                        to_sequence: 12,
+                        to_sequence: last,
                         include_fhir: true,
                         ..Default::default()
                     },
@@ -284,6 +289,6 @@ async fn an_export_streams_in_order_and_resumes_from_a_sequence() {
             sequences
         }
     };
-    assert_eq!(export(0).await, (1..=12).collect::<Vec<u64>>());
-    assert_eq!(export(8).await, (8..=12).collect::<Vec<u64>>());
+    assert_eq!(export(0).await, (1..=last).collect::<Vec<u64>>());
+    assert_eq!(export(8).await, (8..=last).collect::<Vec<u64>>());
 }
