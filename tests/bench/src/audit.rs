@@ -123,7 +123,7 @@ pub async fn run(quick: bool) -> anyhow::Result<serde_json::Value> {
     // Appends through the real path: publish while stopped, then drain.
     let nats = bus(&environment).await?;
     publish_backlog(&nats, &population, bulk_events, appended_events).await?;
-    let target = (bulk_events + appended_events) as i64;
+    let target = (head.sequence as usize + appended_events) as i64;
     let service = mcr_testkit::spawn_service::<AuditService>(&environment, &overrides).await;
     let append_per_s = measure_drain(&database, head.sequence as i64, target).await?;
     println!(
@@ -213,7 +213,19 @@ async fn bulk_load(
     count: usize,
 ) -> anyhow::Result<Head> {
     let now = OffsetDateTime::now_utc();
-    let mut head = Head::EMPTY;
+    // Identity's sign-ins are audited too: chain after what is stored already.
+    let stored: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT sequence, hash FROM audit_events ORDER BY sequence DESC LIMIT 1")
+            .fetch_optional(database)
+            .await?;
+    let mut head = match stored {
+        Some((sequence, hash)) => Head {
+            sequence: u64::try_from(sequence)?,
+            hash: chain::as_hash(&hash)
+                .ok_or_else(|| anyhow::anyhow!("a stored hash is not 32 bytes"))?,
+        },
+        None => Head::EMPTY,
+    };
     let mut in_flight = tokio::task::JoinSet::new();
     for start in (0..count).step_by(LOAD_BATCH) {
         let events: Vec<ValidEvent> = (start..(start + LOAD_BATCH).min(count))
