@@ -28,6 +28,11 @@ pub struct AuditConfig {
     pub unusual_access_threshold: u32,
     /// The window of the unusual-access count.
     pub unusual_access_window_seconds: u64,
+    /// How long events are kept, counted from when they were stored; 0
+    /// keeps them for ever. Removal is audited and checkpointed.
+    pub retention_seconds: u64,
+    /// How often each replica looks for events past retention.
+    pub retention_check_interval_ms: u64,
 }
 
 impl Default for AuditConfig {
@@ -41,6 +46,8 @@ impl Default for AuditConfig {
             checkpoint_signing_key: None,
             unusual_access_threshold: 50,
             unusual_access_window_seconds: 3_600,
+            retention_seconds: 0,
+            retention_check_interval_ms: 3_600_000,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod error;
 mod grpc;
 pub mod ingest;
 mod organisations;
+mod retention;
 mod store;
 mod verify;
 
@@ -92,6 +93,19 @@ impl McrService for AuditService {
             Duration::from_millis(config.checkpoint_interval_ms),
             context.shutdown.clone(),
         ));
+
+        if config.retention_seconds > 0 {
+            let retention = retention::Retention {
+                pool: context.postgres.clone(),
+                publisher: AuditPublisher::new(context.nats.clone()),
+                checkpointer: checkpointer.clone(),
+                keep_for: Duration::from_secs(config.retention_seconds),
+            };
+            context.tasks.spawn(retention.run(
+                Duration::from_millis(config.retention_check_interval_ms),
+                context.shutdown.clone(),
+            ));
+        }
 
         let api = grpc::AuditApi {
             pool: context.postgres.clone(),

@@ -75,9 +75,12 @@ pub async fn verify(
     to: u64,
 ) -> Result<Verification, AuditError> {
     let head = store::head(pool).await?;
-    // Nothing is ever removed yet (no retention), so the chain starts at 1:
-    // taking "the oldest stored" instead would hide a deleted first event.
-    let from = from.max(1);
+    // Retention removes the oldest events; the recorded purge anchors what
+    // remains. Starting at "the oldest stored" instead would hide a deleted
+    // first event.
+    let purged = store::retention::latest_purge(pool).await?;
+    let purged_up_to = purged.as_ref().map_or(0, |(up_to, _)| *up_to);
+    let from = from.max(purged_up_to + 1);
     let to = if to == 0 {
         head.sequence
     } else {
@@ -88,12 +91,12 @@ pub async fn verify(
     let mut pending = checkpoints.iter().peekable();
     let mut checkpoints_verified = 0_u32;
 
-    let anchor = if from <= 1 {
-        Some(chain::GENESIS)
-    } else {
-        store::hash_at(pool, from - 1)
+    let anchor = match &purged {
+        _ if from <= 1 => Some(chain::GENESIS),
+        Some((up_to, anchor_hash)) if *up_to + 1 == from => chain::as_hash(anchor_hash),
+        _ => store::hash_at(pool, from - 1)
             .await?
-            .and_then(|hash| chain::as_hash(&hash))
+            .and_then(|hash| chain::as_hash(&hash)),
     };
     let mut verifier = anchor.map(|previous| Verifier::starting_at(from.max(1), previous));
     let mut first_break = None;

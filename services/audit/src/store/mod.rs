@@ -2,6 +2,7 @@
 //! rules live in `domain`, the orchestration in the callers.
 
 pub mod checkpoints;
+pub mod retention;
 
 use futures::stream::BoxStream;
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};

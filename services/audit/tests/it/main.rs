@@ -6,4 +6,5 @@ mod chain;
 mod crash;
 mod ingest;
 mod queries;
+mod retention;
 mod support;
