@@ -13,6 +13,7 @@ pub mod config;
 mod convert;
 pub mod domain;
 pub mod error;
+mod export;
 mod grpc;
 pub mod ingest;
 mod organisations;
