@@ -154,3 +154,49 @@ async fn break_glass_and_unusual_access_raise_alerts() {
         "a second alert in the same window: {again:?}"
     );
 }
+
+#[tokio::test]
+async fn two_replicas_share_the_stream_and_keep_one_chain() {
+    let harness = Harness::start(&[("MCR_AUDIT__BATCH_SIZE", "50")]).await;
+    let identity_url = harness.identity.identity_url();
+    // A second replica: same database, same durable consumer.
+    let second = mcr_testkit::spawn_service::<mcr_audit::AuditService>(
+        &harness.identity.environment,
+        &[
+            ("MCR_AUTH__IDENTITY_URL", identity_url.as_str()),
+            ("MCR_AUDIT__BATCH_SIZE", "50"),
+        ],
+    )
+    .await;
+    let token = harness
+        .token(
+            "privacy.officer",
+            mcr_proto::common::v1::Role::PrivacyOfficer,
+        )
+        .await;
+    let events = views(1_000, &person());
+    let (first_half, second_half) = events.split_at(500);
+    tokio::join!(harness.publish(first_half), harness.publish(second_half));
+    harness.wait_for_stored(1_000).await;
+
+    let verified = harness
+        .client
+        .clone()
+        .verify_chain(crate::support::with_token(
+            mcr_proto::audit::v1::VerifyChainRequest::default(),
+            &token,
+        ))
+        .await
+        .map(tonic::Response::into_inner);
+    let verified = verified.unwrap_or_else(|status| panic!("{status}"));
+    assert!(verified.ok, "{verified:?}");
+    assert_eq!(verified.events_verified, verified.head_sequence);
+    let distinct: i64 = sqlx::query_scalar("SELECT count(DISTINCT event_id) FROM audit_events")
+        .fetch_one(&harness.database)
+        .await
+        .unwrap_or(-1);
+    assert_eq!(u64::try_from(distinct).ok(), Some(verified.head_sequence));
+    if let Err(error) = second.stop().await {
+        panic!("the second replica did not stop cleanly: {error}");
+    }
+}
