@@ -89,6 +89,9 @@ impl PatientIndexApi {
         candidates: Vec<(Uuid, MatchCandidate)>,
         reader: Reader,
     ) -> Result<Vec<MatchCandidate>, IndexError> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
         let person_ids: Vec<Uuid> = candidates.iter().map(|(person_id, _)| *person_id).collect();
         let rows = store::persons_by_ids(self.pool(), &person_ids).await?;
         let identifiers = store::identifiers_of_many(self.pool(), &person_ids).await?;

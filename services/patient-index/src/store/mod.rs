@@ -234,6 +234,10 @@ pub async fn create_person(
     review_candidates: Option<serde_json::Value>,
 ) -> Stored<Option<(Uuid, Option<Uuid>)>> {
     let person_id = Uuid::now_v7();
+    let Some(review_candidates) = review_candidates else {
+        let created = create_unreviewed_person(pool, person_id, registration).await?;
+        return Ok(created.then_some((person_id, None)));
+    };
     let mut transaction = pool.begin().await?;
     sqlx::query(
         "INSERT INTO persons (id, status, demographics, nhs_number, nhs_verified, sensitive)
@@ -264,40 +268,79 @@ pub async fn create_person(
         },
     )
     .await?;
-    let review_id = match review_candidates {
-        Some(candidates) => {
-            let review_id = Uuid::now_v7();
-            sqlx::query(
-                "INSERT INTO review_items (id, person_id, organisation_code, system, value, candidates)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(review_id)
-            .bind(person_id)
-            .bind(&registration.identifier.organisation_code)
-            .bind(&registration.identifier.system)
-            .bind(&registration.identifier.value)
-            .bind(&candidates)
-            .execute(&mut *transaction)
-            .await?;
-            add_history(
-                &mut transaction,
-                person_id,
-                HistoryEntry {
-                    kind: proto::PersonEventKind::QueuedForReview,
-                    actor: None,
-                    identifier: None,
-                    other_person_id: None,
-                    merge_id: None,
-                    note: "",
-                },
-            )
-            .await?;
-            Some(review_id)
-        }
-        None => None,
-    };
+    let review_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO review_items (id, person_id, organisation_code, system, value, candidates)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(review_id)
+    .bind(person_id)
+    .bind(&registration.identifier.organisation_code)
+    .bind(&registration.identifier.system)
+    .bind(&registration.identifier.value)
+    .bind(&review_candidates)
+    .execute(&mut *transaction)
+    .await?;
+    add_history(
+        &mut transaction,
+        person_id,
+        HistoryEntry {
+            kind: proto::PersonEventKind::QueuedForReview,
+            actor: None,
+            identifier: None,
+            other_person_id: None,
+            merge_id: None,
+            note: "",
+        },
+    )
+    .await?;
     transaction.commit().await?;
-    Ok(Some((person_id, review_id)))
+    Ok(Some((person_id, Some(review_id))))
+}
+
+/// The common case — a new person, nothing to review — in ONE statement, so
+/// one round trip and one commit: the identifier goes in first and the
+/// person, its keys and its history follow only if the identifier was free
+/// (foreign keys are checked at the end of the statement).
+async fn create_unreviewed_person(
+    pool: &PgPool,
+    person_id: Uuid,
+    registration: &Registration<'_>,
+) -> Stored<bool> {
+    let demographics = registration.demographics.encode_to_vec();
+    let created: i64 = sqlx::query_scalar(
+        "WITH identifier AS (
+             INSERT INTO local_identifiers (organisation_code, system, value, person_id, link_method, match_weight, demographics)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING person_id
+         ), person AS (
+             INSERT INTO persons (id, status, demographics, nhs_number, nhs_verified, sensitive)
+             SELECT person_id, 'active', $7, $8, $9, $10 FROM identifier RETURNING id
+         ), keys AS (
+             INSERT INTO person_blocking_keys (key, person_id)
+             SELECT key, person.id FROM person, unnest($11::text[]) AS key ON CONFLICT DO NOTHING
+         ), history AS (
+             INSERT INTO person_history (id, person_id, kind, identifier, note)
+             SELECT $12, person.id, $13, $14, '' FROM person
+         )
+         SELECT count(*) FROM person",
+    )
+    .bind(&registration.identifier.organisation_code)
+    .bind(&registration.identifier.system)
+    .bind(&registration.identifier.value)
+    .bind(person_id)
+    .bind(registration.link_method as i32)
+    .bind(registration.match_weight)
+    .bind(&demographics)
+    .bind(registration.nhs_number)
+    .bind(registration.nhs_verified)
+    .bind(registration.sensitive)
+    .bind(registration.blocking_keys)
+    .bind(Uuid::now_v7())
+    .bind(proto::PersonEventKind::Created as i32)
+    .bind(Json(IdentifierJson::from(registration.identifier)))
+    .fetch_one(pool)
+    .await?;
+    Ok(created == 1)
 }
 
 async fn insert_identifier(
