@@ -371,27 +371,34 @@ pub async fn link_to_person(
     person_id: Uuid,
     registration: &Registration<'_>,
 ) -> Stored<bool> {
-    let mut transaction = pool.begin().await?;
-    if !insert_identifier(&mut transaction, person_id, registration).await? {
-        transaction.rollback().await?;
-        return Ok(false);
-    }
-    add_keys(&mut transaction, person_id, registration.blocking_keys).await?;
-    add_history(
-        &mut transaction,
-        person_id,
-        HistoryEntry {
-            kind: proto::PersonEventKind::IdentifierLinked,
-            actor: None,
-            identifier: Some(registration.identifier),
-            other_person_id: None,
-            merge_id: None,
-            note: "",
-        },
+    // One statement: the keys and history follow only if the identifier was free.
+    let linked: i64 = sqlx::query_scalar(
+        "WITH identifier AS (
+             INSERT INTO local_identifiers (organisation_code, system, value, person_id, link_method, match_weight, demographics)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING person_id
+         ), keys AS (
+             INSERT INTO person_blocking_keys (key, person_id)
+             SELECT key, identifier.person_id FROM identifier, unnest($8::text[]) AS key ON CONFLICT DO NOTHING
+         ), history AS (
+             INSERT INTO person_history (id, person_id, kind, identifier, note)
+             SELECT $9, identifier.person_id, $10, $11, '' FROM identifier
+         )
+         SELECT count(*) FROM identifier",
     )
+    .bind(&registration.identifier.organisation_code)
+    .bind(&registration.identifier.system)
+    .bind(&registration.identifier.value)
+    .bind(person_id)
+    .bind(registration.link_method as i32)
+    .bind(registration.match_weight)
+    .bind(registration.demographics.encode_to_vec())
+    .bind(registration.blocking_keys)
+    .bind(Uuid::now_v7())
+    .bind(proto::PersonEventKind::IdentifierLinked as i32)
+    .bind(Json(IdentifierJson::from(registration.identifier)))
+    .fetch_one(pool)
     .await?;
-    transaction.commit().await?;
-    Ok(true)
+    Ok(linked == 1)
 }
 
 /// A repeat registration: the provider's demographics are refreshed and
