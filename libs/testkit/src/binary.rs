@@ -97,6 +97,14 @@ impl ServiceProcess {
         Err(self.output())
     }
 
+    /// SIGKILL (`kill -9`): no shutdown code runs. Waits until the process is gone.
+    pub async fn kill_hard(&mut self) -> Result<(), String> {
+        self.child
+            .kill()
+            .await
+            .map_err(|error| format!("kill -9 failed: {error}"))
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the exit status.
     pub async fn terminate(
         &mut self,

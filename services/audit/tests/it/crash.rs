@@ -29,64 +29,10 @@ fn start(environment: &TestEnvironment) -> ServiceProcess {
     )
 }
 
-/// The pid of the audit binary serving `environment`: the only process with
-/// this binary and this environment's NATS namespace. (`ServiceProcess`
-/// does not expose its child's pid.)
-fn pid_of(environment: &TestEnvironment) -> Option<u32> {
-    let namespace = format!("MCR_NATS__NAMESPACE={}", environment.id);
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let command = std::fs::read(entry.path().join("cmdline")).ok()?;
-            if !command.starts_with(BINARY.as_bytes()) {
-                return None;
-            }
-            let environ = std::fs::read(entry.path().join("environ")).ok()?;
-            environ
-                .split(|byte| *byte == 0)
-                .any(|variable| variable == namespace.as_bytes())
-                .then_some(pid)
-        })
-}
-
-/// Whether `pid` has exited (gone, or a zombie not yet reaped).
-fn has_exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-        Err(_) => true,
-    }
-}
-
-async fn kill_hard(environment: &TestEnvironment) {
-    let Some(pid) = pid_of(environment) else {
-        panic!("the audit process of this test was not found");
-    };
-    let killed = tokio::process::Command::new("kill")
-        .arg("-KILL")
-        .arg(pid.to_string())
-        .status()
-        .await;
-    assert!(
-        matches!(killed, Ok(status) if status.success()),
-        "{killed:?}"
-    );
-    for _ in 0..100 {
-        if has_exited(pid) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("process {pid} survived kill -9");
-}
-
 #[tokio::test]
 async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
     let environment = TestEnvironment::new().await;
-    let first = start(&environment);
+    let mut first = start(&environment);
     let publisher = mcr_audit_client::AuditPublisher::new(bus(&environment).await);
     let events = views(EVENTS, &person());
     let publishing = tokio::spawn(async move {
@@ -117,7 +63,9 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
         "the service stored nothing; output:\n{}",
         first.output()
     );
-    kill_hard(&environment).await;
+    if let Err(problem) = first.kill_hard().await {
+        panic!("{problem}");
+    }
     drop(first);
     let at_kill = stored_count(&database(&environment).await).await;
     assert!(
