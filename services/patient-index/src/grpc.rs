@@ -83,17 +83,27 @@ impl PatientIndexApi {
         convert::person(&row, &identifiers, &history, reader)
     }
 
-    /// Fills each candidate's person in: two queries whatever the number of candidates.
+    /// Fills each candidate's person in: at most two queries whatever the
+    /// number of candidates, one when the caller already holds the rows.
     async fn candidates_with_persons(
         &self,
         candidates: Vec<(Uuid, MatchCandidate)>,
+        known_rows: Vec<store::PersonRow>,
         reader: Reader,
     ) -> Result<Vec<MatchCandidate>, IndexError> {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
         let person_ids: Vec<Uuid> = candidates.iter().map(|(person_id, _)| *person_id).collect();
-        let rows = store::persons_by_ids(self.pool(), &person_ids).await?;
+        let missing: Vec<Uuid> = person_ids
+            .iter()
+            .filter(|person_id| !known_rows.iter().any(|row| row.id == **person_id))
+            .copied()
+            .collect();
+        let mut rows = known_rows;
+        if !missing.is_empty() {
+            rows.extend(store::persons_by_ids(self.pool(), &missing).await?);
+        }
         let identifiers = store::identifiers_of_many(self.pool(), &person_ids).await?;
         let mut filled = Vec::with_capacity(candidates.len());
         for (person_id, mut candidate) in candidates {
@@ -197,7 +207,7 @@ impl PatientIndex for PatientIndexApi {
             person_id: registered.person_id.to_string(),
             outcome: registered.outcome as i32,
             candidates: self
-                .candidates_with_persons(candidates, reader(&caller))
+                .candidates_with_persons(candidates, Vec::new(), reader(&caller))
                 .await?,
             review_item_id: registered
                 .review_item_id
@@ -303,7 +313,7 @@ impl PatientIndex for PatientIndexApi {
             .into());
         }
         let minimum = domain::MatchGrade::minimum_from_proto(body.minimum_grade);
-        let (fingerprint, ranked) = match &body.query {
+        let (fingerprint, ranked, known_rows) = match &body.query {
             Some(search_persons_request::Query::NhsNumber(number)) => {
                 let number = NhsNumber::parse(number)
                     .map_err(|error| IndexError::from(error.for_field("nhs_number")))?;
@@ -329,7 +339,7 @@ impl PatientIndex for PatientIndexApi {
                         )
                     })
                     .collect();
-                (format!("nhs:{}", number.as_str()), ranked)
+                (format!("nhs:{}", number.as_str()), ranked, holders)
             }
             Some(search_persons_request::Query::Demographics(query)) => {
                 let checked = SearchQuery::from_proto(query, today())
@@ -341,6 +351,7 @@ impl PatientIndex for PatientIndexApi {
                         .into_iter()
                         .map(|(person, outcome)| (person, outcome.to_proto_candidate()))
                         .collect(),
+                    Vec::new(),
                 )
             }
             None => {
@@ -372,7 +383,7 @@ impl PatientIndex for PatientIndexApi {
         let this_page = ranked.into_iter().skip(offset).take(size).collect();
         Ok(Response::new(SearchPersonsResponse {
             candidates: self
-                .candidates_with_persons(this_page, reader(&caller))
+                .candidates_with_persons(this_page, known_rows, reader(&caller))
                 .await?,
             page: Some(PageResponse { next_page_token }),
         }))
@@ -542,7 +553,11 @@ impl PatientIndex for PatientIndexApi {
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
             let candidates = self
-                .candidates_with_persons(decode_candidates(&row.candidates)?, reader(&caller))
+                .candidates_with_persons(
+                    decode_candidates(&row.candidates)?,
+                    Vec::new(),
+                    reader(&caller),
+                )
                 .await?;
             items.push(PossibleDuplicate {
                 review_item_id: row.id.to_string(),
