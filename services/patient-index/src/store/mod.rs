@@ -235,39 +235,14 @@ pub async fn create_person(
 ) -> Stored<Option<(Uuid, Option<Uuid>)>> {
     let person_id = Uuid::now_v7();
     let Some(review_candidates) = review_candidates else {
-        let created = create_unreviewed_person(pool, person_id, registration).await?;
+        let created = insert_new_person(pool, person_id, registration).await?;
         return Ok(created.then_some((person_id, None)));
     };
     let mut transaction = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO persons (id, status, demographics, nhs_number, nhs_verified, sensitive)
-         VALUES ($1, 'active', $2, $3, $4, $5)",
-    )
-    .bind(person_id)
-    .bind(registration.demographics.encode_to_vec())
-    .bind(registration.nhs_number)
-    .bind(registration.nhs_verified)
-    .bind(registration.sensitive)
-    .execute(&mut *transaction)
-    .await?;
-    if !insert_identifier(&mut transaction, person_id, registration).await? {
+    if !insert_new_person(&mut *transaction, person_id, registration).await? {
         transaction.rollback().await?;
         return Ok(None);
     }
-    add_keys(&mut transaction, person_id, registration.blocking_keys).await?;
-    add_history(
-        &mut transaction,
-        person_id,
-        HistoryEntry {
-            kind: proto::PersonEventKind::Created,
-            actor: None,
-            identifier: Some(registration.identifier),
-            other_person_id: None,
-            merge_id: None,
-            note: "",
-        },
-    )
-    .await?;
     let review_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO review_items (id, person_id, organisation_code, system, value, candidates)
@@ -298,17 +273,33 @@ pub async fn create_person(
     Ok(Some((person_id, Some(review_id))))
 }
 
+/// The first seven parameters of every identifier insert: the identifier,
+/// its person, how it was linked, and what the provider registered.
+fn bind_identifier<'q>(
+    query: sqlx::query::QueryScalar<'q, Postgres, i64, sqlx::postgres::PgArguments>,
+    person_id: Uuid,
+    registration: &'q Registration<'_>,
+) -> sqlx::query::QueryScalar<'q, Postgres, i64, sqlx::postgres::PgArguments> {
+    query
+        .bind(&registration.identifier.organisation_code)
+        .bind(&registration.identifier.system)
+        .bind(&registration.identifier.value)
+        .bind(person_id)
+        .bind(registration.link_method as i32)
+        .bind(registration.match_weight)
+        .bind(registration.demographics.encode_to_vec())
+}
+
 /// The common case — a new person, nothing to review — in ONE statement, so
 /// one round trip and one commit: the identifier goes in first and the
 /// person, its keys and its history follow only if the identifier was free
 /// (foreign keys are checked at the end of the statement).
-async fn create_unreviewed_person(
-    pool: &PgPool,
+async fn insert_new_person(
+    executor: impl sqlx::PgExecutor<'_>,
     person_id: Uuid,
     registration: &Registration<'_>,
 ) -> Stored<bool> {
-    let demographics = registration.demographics.encode_to_vec();
-    let created: i64 = sqlx::query_scalar(
+    let statement = sqlx::query_scalar(
         "WITH identifier AS (
              INSERT INTO local_identifiers (organisation_code, system, value, person_id, link_method, match_weight, demographics)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING person_id
@@ -323,45 +314,18 @@ async fn create_unreviewed_person(
              SELECT $12, person.id, $13, $14, '' FROM person
          )
          SELECT count(*) FROM person",
-    )
-    .bind(&registration.identifier.organisation_code)
-    .bind(&registration.identifier.system)
-    .bind(&registration.identifier.value)
-    .bind(person_id)
-    .bind(registration.link_method as i32)
-    .bind(registration.match_weight)
-    .bind(&demographics)
-    .bind(registration.nhs_number)
-    .bind(registration.nhs_verified)
-    .bind(registration.sensitive)
-    .bind(registration.blocking_keys)
-    .bind(Uuid::now_v7())
-    .bind(proto::PersonEventKind::Created as i32)
-    .bind(Json(IdentifierJson::from(registration.identifier)))
-    .fetch_one(pool)
-    .await?;
+    );
+    let created: i64 = bind_identifier(statement, person_id, registration)
+        .bind(registration.nhs_number)
+        .bind(registration.nhs_verified)
+        .bind(registration.sensitive)
+        .bind(registration.blocking_keys)
+        .bind(Uuid::now_v7())
+        .bind(proto::PersonEventKind::Created as i32)
+        .bind(Json(IdentifierJson::from(registration.identifier)))
+        .fetch_one(executor)
+        .await?;
     Ok(created == 1)
-}
-
-async fn insert_identifier(
-    transaction: &mut Transaction<'_, Postgres>,
-    person_id: Uuid,
-    registration: &Registration<'_>,
-) -> Stored<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO local_identifiers (organisation_code, system, value, person_id, link_method, match_weight, demographics)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(&registration.identifier.organisation_code)
-    .bind(&registration.identifier.system)
-    .bind(&registration.identifier.value)
-    .bind(person_id)
-    .bind(registration.link_method as i32)
-    .bind(registration.match_weight)
-    .bind(registration.demographics.encode_to_vec())
-    .execute(&mut **transaction)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
 }
 
 /// Links a new identifier to an existing person; `false` when the identifier
@@ -372,7 +336,7 @@ pub async fn link_to_person(
     registration: &Registration<'_>,
 ) -> Stored<bool> {
     // One statement: the keys and history follow only if the identifier was free.
-    let linked: i64 = sqlx::query_scalar(
+    let statement = sqlx::query_scalar(
         "WITH identifier AS (
              INSERT INTO local_identifiers (organisation_code, system, value, person_id, link_method, match_weight, demographics)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING person_id
@@ -384,20 +348,14 @@ pub async fn link_to_person(
              SELECT $9, identifier.person_id, $10, $11, '' FROM identifier
          )
          SELECT count(*) FROM identifier",
-    )
-    .bind(&registration.identifier.organisation_code)
-    .bind(&registration.identifier.system)
-    .bind(&registration.identifier.value)
-    .bind(person_id)
-    .bind(registration.link_method as i32)
-    .bind(registration.match_weight)
-    .bind(registration.demographics.encode_to_vec())
-    .bind(registration.blocking_keys)
-    .bind(Uuid::now_v7())
-    .bind(proto::PersonEventKind::IdentifierLinked as i32)
-    .bind(Json(IdentifierJson::from(registration.identifier)))
-    .fetch_one(pool)
-    .await?;
+    );
+    let linked: i64 = bind_identifier(statement, person_id, registration)
+        .bind(registration.blocking_keys)
+        .bind(Uuid::now_v7())
+        .bind(proto::PersonEventKind::IdentifierLinked as i32)
+        .bind(Json(IdentifierJson::from(registration.identifier)))
+        .fetch_one(pool)
+        .await?;
     Ok(linked == 1)
 }
 
