@@ -401,6 +401,13 @@ impl PatientIndex for PatientIndexApi {
                 .map_err(IndexError::from)?;
         let person_id = uuid("person_id", &body.person_id)?;
         let reason = reason("reason", &body.reason, body.relink)?;
+        let review_item_id = if body.review_item_id.is_empty() {
+            None
+        } else {
+            let review_item_id = uuid("review_item_id", &body.review_item_id)?;
+            curation::require_open_review(self.pool(), review_item_id).await?;
+            Some(review_item_id)
+        };
         let previous = self
             .curation
             .link(
@@ -412,11 +419,8 @@ impl PatientIndex for PatientIndexApi {
                 &reason,
             )
             .await?;
-        if !body.review_item_id.is_empty() {
-            let review_item_id = uuid("review_item_id", &body.review_item_id)?;
-            curation::dismiss_review(self.pool(), review_item_id, "resolved by linking")
-                .await
-                .ok();
+        if let Some(review_item_id) = review_item_id {
+            curation::dismiss_review(self.pool(), review_item_id, "resolved by linking").await?;
         }
         Ok(Response::new(LinkLocalIdentifierResponse {
             person: Some(
@@ -449,7 +453,9 @@ impl PatientIndex for PatientIndexApi {
         let review_item_id = if body.review_item_id.is_empty() {
             None
         } else {
-            Some(uuid("review_item_id", &body.review_item_id)?)
+            let review_item_id = uuid("review_item_id", &body.review_item_id)?;
+            curation::require_open_review(self.pool(), review_item_id).await?;
+            Some(review_item_id)
         };
         let merge = self
             .curation

@@ -326,6 +326,26 @@ pub async fn open_reviews(
     .await?)
 }
 
+/// NOT_FOUND or FAILED_PRECONDITION unless `review_item_id` names an open
+/// review item: checked before acting on it, so a mistyped id is an error
+/// rather than silently ignored.
+pub async fn require_open_review(pool: &PgPool, review_item_id: Uuid) -> Stored<()> {
+    let closed_at: Option<Option<OffsetDateTime>> =
+        sqlx::query_scalar("SELECT closed_at FROM review_items WHERE id = $1")
+            .bind(review_item_id)
+            .fetch_optional(pool)
+            .await?;
+    match closed_at {
+        None => Err(IndexError::NotFound(format!(
+            "review item {review_item_id} does not exist"
+        ))),
+        Some(Some(_)) => Err(IndexError::FailedPrecondition(format!(
+            "review item {review_item_id} is closed already"
+        ))),
+        Some(None) => Ok(()),
+    }
+}
+
 /// Closes a review item as "not the same person".
 pub async fn dismiss_review(
     pool: &PgPool,

@@ -255,3 +255,39 @@ async fn relinking_moves_an_identifier_only_when_asked_and_allowed() {
         .into_inner();
     assert_eq!(resolved.person_id, second.person_id);
 }
+
+#[tokio::test]
+async fn an_unknown_review_item_is_refused_before_anything_changes() {
+    let index = support::start().await;
+    let first = index
+        .register(
+            identifier("F81001", "R1"),
+            person("Ines", "Carvalho", "1988-02-14", "CM20 1QX"),
+        )
+        .await
+        .expect("first");
+    let second = index
+        .register(
+            identifier("F81001", "R2"),
+            person("Tariq", "Aziz", "1975-07-07", "SG1 1AA"),
+        )
+        .await
+        .expect("second");
+    let refused = index
+        .client
+        .clone()
+        .merge_persons(with_token(
+            MergePersonsRequest {
+                surviving_person_id: first.person_id.clone(),
+                merged_person_id: second.person_id.clone(),
+                reason: "same person".to_owned(),
+                review_item_id: uuid::Uuid::new_v4().to_string(),
+            },
+            &index.admin,
+        ))
+        .await
+        .expect_err("an unknown review item");
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+    let untouched = index.person(&second.person_id).await;
+    assert!(!untouched.resolved_through_merge, "nothing was merged");
+}

@@ -371,3 +371,35 @@ async fn search_ranks_candidates_with_grades_and_pages() {
         .expect_err("no blocking field");
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn a_sensitive_persons_address_and_contacts_are_withheld_from_professionals() {
+    let index = support::start().await;
+    let mut record = person("Rowan", "Ashdown", "1979-04-18", "CM20 1QX");
+    record.phone = "01279 555123".to_owned();
+    record.sensitive = true;
+    let registered = index
+        .register(identifier("F81001", "SENS-1"), record)
+        .await
+        .expect("register");
+    let read = index
+        .person(&registered.person_id)
+        .await
+        .person
+        .expect("person");
+    assert!(read.demographics_withheld);
+    let demographics = read.demographics.expect("demographics");
+    assert!(
+        demographics.address.is_none(),
+        "no address for a sensitive person"
+    );
+    assert!(
+        demographics.phone.is_empty(),
+        "no phone for a sensitive person"
+    );
+    assert_eq!(
+        demographics.name.expect("name").family,
+        "Ashdown",
+        "the name is still shown"
+    );
+}
