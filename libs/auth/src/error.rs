@@ -41,6 +41,11 @@ pub enum AuthError {
     /// The signing keys could not be fetched.
     #[error("signing keys are unavailable: {0}")]
     KeysUnavailable(String),
+    /// This service calls others but has no service account configured.
+    #[error(
+        "no service account configured: set auth.client_id and auth.client_secret (MCR_AUTH__CLIENT_ID, MCR_AUTH__CLIENT_SECRET)"
+    )]
+    NoServiceCredentials,
 }
 
 impl From<AuthError> for tonic::Status {
@@ -58,7 +63,9 @@ impl From<AuthError> for tonic::Status {
             | AuthError::WrongAudience
             | AuthError::InvalidClaims
             | AuthError::Revoked => tonic::Status::unauthenticated(message),
-            AuthError::KeysUnavailable(_) => tonic::Status::unavailable(message),
+            AuthError::KeysUnavailable(_) | AuthError::NoServiceCredentials => {
+                tonic::Status::unavailable(message)
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod claims;
+pub mod client;
 pub mod error;
 pub mod jwks;
 pub mod layer;
@@ -22,6 +23,7 @@ pub mod verifier;
 mod verifier_tests;
 
 pub use claims::{AccessClaims, Principal, PrincipalKind, default_scopes_for_role, scopes};
+pub use client::ServiceTokens;
 pub use error::AuthError;
 pub use layer::{AuthLayer, Authenticated, principal};
 pub use revocation::{RevocationList, follow_revocations};

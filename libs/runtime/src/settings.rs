@@ -57,6 +57,8 @@ issuer = "https://identity.mcr.local"
 audience = "mcr"
 identity_url = "http://127.0.0.1:50051"
 leeway_seconds = 30
+client_id = ""
+client_secret = ""
 
 [telemetry]
 log_format = "human"
@@ -109,7 +111,7 @@ pub struct RuntimeSettings {
 }
 
 /// Access tokens: every service verifies identity's tokens locally.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct AuthSettings {
     /// The `iss` identity signs and every verifier expects.
     pub issuer: String,
@@ -119,6 +121,26 @@ pub struct AuthSettings {
     pub identity_url: String,
     /// Clock skew tolerated on token times, in seconds.
     pub leeway_seconds: u64,
+    /// This service's own service account (client credentials), for calls it
+    /// makes to other services; empty when it calls none.
+    pub client_id: String,
+    /// The service account's secret; set it from a Secret, never in a file.
+    pub client_secret: String,
+}
+
+// By hand, so that logging the settings never prints the client secret.
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AuthSettings")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("identity_url", &self.identity_url)
+            .field("leeway_seconds", &self.leeway_seconds)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The gRPC listener and its limits.

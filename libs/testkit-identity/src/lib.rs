@@ -183,6 +183,14 @@ impl Identity {
     /// `organisation_code` (created when missing).
     pub async fn token_for(&self, username: &str, organisation_code: &str, role: Role) -> String {
         let admin = self.admin_token().await;
+        self.ensure_organisation(&admin, organisation_code).await;
+        self.create_user(&admin, username, &[(organisation_code, role)])
+            .await;
+        self.tokens(username, PASSWORD, "").await.access_token
+    }
+
+    /// Creates `organisation_code` as a GP practice unless it exists.
+    pub async fn ensure_organisation(&self, admin_token: &str, organisation_code: &str) {
         let exists = self
             .client
             .clone()
@@ -190,21 +198,71 @@ impl Identity {
                 GetOrganisationRequest {
                     organisation_code: organisation_code.to_owned(),
                 },
-                &admin,
+                admin_token,
             ))
             .await
             .is_ok();
         if !exists {
-            self.create_organisation(&admin, organisation_code, OrganisationType::GpPractice)
+            self.create_organisation(admin_token, organisation_code, OrganisationType::GpPractice)
                 .await;
         }
-        self.create_user(&admin, username, &[(organisation_code, role)])
-            .await;
-        self.tokens(username, PASSWORD, "").await.access_token
     }
 
     /// The `MCR_AUTH__IDENTITY_URL` override pointing another service at this identity.
     pub fn identity_url(&self) -> String {
         self.service.grpc_endpoint()
+    }
+}
+
+/// A service account's client credentials, for a service under test that
+/// calls other services.
+#[derive(Debug, Clone)]
+pub struct ServiceAccountCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl ServiceAccountCredentials {
+    /// The settings overrides that make a spawned service use this account.
+    pub fn overrides(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("MCR_AUTH__CLIENT_ID", self.client_id.clone()),
+            ("MCR_AUTH__CLIENT_SECRET", self.client_secret.clone()),
+        ]
+    }
+}
+
+impl Identity {
+    /// A new service account `name` acting for `organisation_code` (created
+    /// when missing) allowed `scopes`.
+    pub async fn service_account(
+        &self,
+        name: &str,
+        organisation_code: &str,
+        scopes: &[&str],
+    ) -> ServiceAccountCredentials {
+        let admin = self.admin_token().await;
+        self.ensure_organisation(&admin, organisation_code).await;
+        let response = self
+            .client
+            .clone()
+            .create_service_account(with_token(
+                CreateServiceAccountRequest {
+                    name: name.to_owned(),
+                    organisation_code: organisation_code.to_owned(),
+                    allowed_scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+                },
+                &admin,
+            ))
+            .await
+            .expect("creating a service account")
+            .into_inner();
+        ServiceAccountCredentials {
+            client_id: response
+                .service_account
+                .expect("the created service account")
+                .client_id,
+            client_secret: response.client_secret,
+        }
     }
 }

@@ -458,3 +458,58 @@ async fn an_external_issuers_id_token_is_exchanged_for_a_mapped_user() {
     assert_eq!(unmapped.code(), tonic::Code::NotFound);
     std::fs::remove_file(config_path).ok();
 }
+
+#[tokio::test]
+async fn another_service_calls_with_a_cached_service_token_that_verifies() {
+    let identity = support::start(&[]).await;
+    let account = identity
+        .service_account("aggregator-test", "RQW", &["index:read", "consent:decide"])
+        .await;
+    let settings = mcr_runtime::settings::AuthSettings {
+        issuer: "https://identity.mcr.local".to_owned(),
+        audience: "mcr".to_owned(),
+        identity_url: identity.identity_url(),
+        leeway_seconds: 30,
+        client_id: account.client_id.clone(),
+        client_secret: account.client_secret.clone(),
+    };
+    let tokens = mcr_auth::ServiceTokens::new(&settings).expect("credentials are configured");
+    let first = tokens
+        .authorization()
+        .await
+        .expect("identity issues a token");
+    let second = tokens.authorization().await.expect("the cached token");
+    assert_eq!(first, second, "a live token is reused, not reissued");
+
+    let bearer = first.to_str().expect("ASCII");
+    let token = bearer.strip_prefix("Bearer ").expect("a bearer header");
+    let principal = verifier_of(&identity)
+        .verify_refreshing(token)
+        .await
+        .expect("the service token verifies");
+    assert_eq!(principal.subject, account.client_id);
+    assert!(principal.has_scope("consent:decide"));
+    assert!(!principal.has_scope("index:write"));
+
+    let wrong = mcr_auth::ServiceTokens::new(&mcr_runtime::settings::AuthSettings {
+        client_secret: "not the secret".to_owned(),
+        ..settings.clone()
+    })
+    .expect("credentials are configured");
+    let refused = wrong
+        .authorization()
+        .await
+        .expect_err("a wrong secret gets no token");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    assert!(
+        refused.message().contains("auth.client_secret"),
+        "{}",
+        refused.message()
+    );
+
+    let unconfigured = mcr_auth::ServiceTokens::new(&mcr_runtime::settings::AuthSettings {
+        client_id: String::new(),
+        ..settings
+    });
+    assert_eq!(unconfigured.err(), Some(AuthError::NoServiceCredentials));
+}
