@@ -4,6 +4,7 @@
 //! service's issue lands they answer UNIMPLEMENTED (see the README's status table).
 #![forbid(unsafe_code)]
 
+pub mod domain;
 mod grpc;
 
 use mcr_proto::consent::v1::consent_server::{self, ConsentServer};
