@@ -1,0 +1,151 @@
+//! What consent announces: ConsentChanged on JetStream (per person, through
+//! a transactional outbox) and BreakGlassAlert on core NATS.
+
+use std::time::Duration;
+
+use async_nats::jetstream::stream;
+use mcr_proto::consent::v1::BreakGlassAlert;
+use mcr_runtime::nats::NatsBus;
+use prost::Message;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::error::ConsentError;
+use crate::store;
+
+/// The stream of consent events.
+pub const CONSENT_EVENTS_STREAM: &str = "MCR_CONSENT_EVENTS";
+/// Prefix of the per-person subject: `mcr.consent.v1.changed.<person_id>`.
+pub const CONSENT_CHANGED_SUBJECT_PREFIX: &str = "mcr.consent.v1.changed.";
+/// Break-glass alerts for privacy officers (core NATS, like audit's alerts).
+pub const BREAK_GLASS_ALERT_SUBJECT: &str = "mcr.alerts.v1.break_glass";
+
+/// How often the relay looks for events left unpublished (a crash between
+/// commit and publish, or NATS down when the change was made).
+const RELAY_INTERVAL: Duration = Duration::from_secs(2);
+/// Events younger than this are still being published by their RPC.
+const RELAY_GRACE: time::Duration = time::Duration::seconds(3);
+
+fn stream_config() -> stream::Config {
+    stream::Config {
+        name: CONSENT_EVENTS_STREAM.to_owned(),
+        subjects: vec!["mcr.consent.v1.>".to_owned()],
+        storage: stream::StorageType::File,
+        // The aggregator must see every change; a week covers any outage.
+        max_age: Duration::from_secs(7 * 24 * 60 * 60),
+        // The relay may re-publish an event its RPC published moments ago.
+        duplicate_window: Duration::from_secs(10 * 60),
+        ..Default::default()
+    }
+}
+
+/// The subject (unscoped) of a person's changes.
+pub fn changed_subject(person_id: Uuid) -> String {
+    format!("{CONSENT_CHANGED_SUBJECT_PREFIX}{person_id}")
+}
+
+/// Publishes a ConsentChanged (already encoded) and waits for the ack.
+#[tracing::instrument(name = "nats.publish_consent_changed", skip_all, fields(%event_id))]
+pub async fn publish_changed(
+    nats: &NatsBus,
+    event_id: Uuid,
+    person_id: Uuid,
+    payload: Vec<u8>,
+) -> Result<(), ConsentError> {
+    nats.ensure_stream(stream_config())
+        .await
+        .map_err(|error| ConsentError::Messaging(error.to_string()))?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", event_id.to_string().as_str());
+    mcr_runtime::propagation::inject_current_into_nats(&mut headers);
+    let subject = changed_subject(person_id);
+    nats.jetstream()
+        .publish_with_headers(nats.subject(&subject), headers, payload.into())
+        .await
+        .map_err(|error| ConsentError::Messaging(format!("publishing {subject} failed: {error}")))?
+        .await
+        .map_err(|error| {
+            ConsentError::Messaging(format!("jetstream did not acknowledge {subject}: {error}"))
+        })?;
+    Ok(())
+}
+
+/// Publishes the outbox row `event_id` now and marks it sent. A failure is
+/// logged, not returned: the change is committed, Decide already applies
+/// it, and the relay publishes the event as soon as NATS answers.
+pub async fn announce(
+    nats: &NatsBus,
+    pool: &PgPool,
+    event_id: Uuid,
+    person_id: Uuid,
+    payload: Vec<u8>,
+) {
+    match publish_changed(nats, event_id, person_id, payload).await {
+        Ok(()) => {
+            if let Err(error) = store::mark_published(pool, event_id).await {
+                tracing::warn!(%error, %event_id, "event published but not marked; the relay will re-send it (de-duplicated)");
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, %event_id, "consent change committed but not announced yet; the relay will retry");
+        }
+    }
+}
+
+/// The outbox relay: publishes changes whose RPC did not (crash, NATS
+/// down), oldest first, until `stop`.
+pub async fn run_relay(nats: NatsBus, pool: PgPool, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(RELAY_INTERVAL) => {}
+        }
+        if let Err(error) = relay_once(&nats, &pool).await {
+            tracing::warn!(%error, "consent outbox relay pass failed; retrying");
+        }
+    }
+}
+
+/// One relay pass; returns how many events it published.
+pub async fn relay_once(nats: &NatsBus, pool: &PgPool) -> Result<usize, ConsentError> {
+    let mut tx = store::begin(pool).await?;
+    let pending =
+        store::claim_unpublished(&mut tx, OffsetDateTime::now_utc() - RELAY_GRACE, 500).await?;
+    let mut published = 0;
+    for (event_id, person_id, payload) in pending {
+        publish_changed(nats, event_id, person_id, payload).await?;
+        store::mark_published_in(&mut tx, event_id).await?;
+        published += 1;
+    }
+    tx.commit().await?;
+    if published > 0 {
+        tracing::info!(published, "consent outbox relay published leftover events");
+    }
+    Ok(published)
+}
+
+/// Raises a break-glass alert (core NATS; privacy officers' tools listen).
+#[tracing::instrument(name = "nats.publish_break_glass_alert", skip_all)]
+pub async fn publish_alert(nats: &NatsBus, alert: &BreakGlassAlert) -> Result<(), ConsentError> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", alert.alert_id.as_str());
+    headers.insert("Mcr-Alert-Source", "consent");
+    mcr_runtime::propagation::inject_current_into_nats(&mut headers);
+    nats.client()
+        .publish_with_headers(
+            nats.subject(BREAK_GLASS_ALERT_SUBJECT),
+            headers,
+            alert.encode_to_vec().into(),
+        )
+        .await
+        .map_err(|error| {
+            ConsentError::Messaging(format!("publishing the break-glass alert failed: {error}"))
+        })?;
+    // Core NATS buffers; flush so the alert has left before the RPC returns.
+    nats.client().flush().await.map_err(|error| {
+        ConsentError::Messaging(format!("flushing the break-glass alert failed: {error}"))
+    })?;
+    Ok(())
+}

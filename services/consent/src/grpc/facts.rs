@@ -1,0 +1,519 @@
+//! Opt-outs, permissions to view and restrictions.
+
+use mcr_auth::{Principal, PrincipalKind};
+use mcr_proto::audit::v1::AuditAction;
+use mcr_proto::consent::v1::*;
+use prost::Message;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::{Change, ConsentApi};
+use crate::convert::{provenance, timestamp};
+use crate::domain::validate;
+use crate::error::ConsentError;
+use crate::store::{self, FactTable, PermissionRow, RestrictionRow};
+
+type Done<T> = Result<T, ConsentError>;
+
+impl ConsentApi {
+    #[tracing::instrument(name = "consent.record_opt_out", skip_all)]
+    pub(crate) async fn opt_out(
+        &self,
+        caller: &Principal,
+        body: &RecordOptOutRequest,
+    ) -> Done<RecordOptOutResponse> {
+        let organisation = validate::organisation_code_or(
+            "recorded_at_organisation_code",
+            &body.recorded_at_organisation_code,
+            &caller.organisation_code,
+        )?;
+        let note = validate::note("note", &body.note)?;
+        let person_id = self
+            .directory
+            .require_existing("person", body.person.as_ref())
+            .await?;
+        let now = OffsetDateTime::now_utc();
+        let mut tx = store::begin(&self.pool).await?;
+        let version = store::bump_version(&mut tx, person_id, now).await?;
+        if let Some((_, existing)) = store::opt_out_in_force(&mut tx, person_id).await? {
+            tx.rollback().await?;
+            return Ok(RecordOptOutResponse {
+                opt_out: Some(OptOut::decode(existing.as_slice())?),
+                already_in_force: true,
+            });
+        }
+        let actor = caller.actor();
+        let opt_out = OptOut {
+            opt_out_id: Uuid::now_v7().to_string(),
+            person_id: person_id.to_string(),
+            recorded_at_organisation_code: organisation,
+            effective_from: Some(timestamp(now)),
+            withdrawn_at: None,
+            recorded: Some(provenance(&actor, now, "", &note)),
+            withdrawn: None,
+        };
+        let id = Uuid::parse_str(&opt_out.opt_out_id)
+            .map_err(|e| ConsentError::Corrupt(e.to_string()))?;
+        let encoded = opt_out.encode_to_vec();
+        store::insert_opt_out(&mut tx, id, person_id, now, &encoded).await?;
+        self.commit_change(
+            tx,
+            Change {
+                person_id,
+                kind: ConsentChangeKind::OptOutRecorded,
+                fact_id: id,
+                actor,
+                version,
+                now,
+                source_system: String::new(),
+                note,
+                fact: encoded,
+                audit_action: AuditAction::OptOut,
+                description: "opt-out recorded".to_owned(),
+                break_glass_grant_id: None,
+            },
+        )
+        .await?;
+        Ok(RecordOptOutResponse {
+            opt_out: Some(opt_out),
+            already_in_force: false,
+        })
+    }
+
+    #[tracing::instrument(name = "consent.withdraw_opt_out", skip_all)]
+    pub(crate) async fn withdraw_opt_out(
+        &self,
+        caller: &Principal,
+        body: &WithdrawOptOutRequest,
+    ) -> Done<WithdrawOptOutResponse> {
+        let note = validate::note("note", &body.note)?;
+        let person_id = self
+            .directory
+            .require_existing("person", body.person.as_ref())
+            .await?;
+        let now = OffsetDateTime::now_utc();
+        let mut tx = store::begin(&self.pool).await?;
+        let version = store::bump_version(&mut tx, person_id, now).await?;
+        let Some((id, existing)) = store::opt_out_in_force(&mut tx, person_id).await? else {
+            return Err(ConsentError::FailedPrecondition(
+                "no opt-out is in force for this person".to_owned(),
+            ));
+        };
+        let actor = caller.actor();
+        let mut opt_out = OptOut::decode(existing.as_slice())?;
+        opt_out.withdrawn_at = Some(timestamp(now));
+        opt_out.withdrawn = Some(provenance(&actor, now, "", &note));
+        let encoded = opt_out.encode_to_vec();
+        store::close_fact(&mut tx, FactTable::OptOut, id, now, &encoded).await?;
+        self.commit_change(
+            tx,
+            Change {
+                person_id,
+                kind: ConsentChangeKind::OptOutWithdrawn,
+                fact_id: id,
+                actor,
+                version,
+                now,
+                source_system: String::new(),
+                note,
+                fact: encoded,
+                audit_action: AuditAction::OptOut,
+                description: "opt-out withdrawn".to_owned(),
+                break_glass_grant_id: None,
+            },
+        )
+        .await?;
+        Ok(WithdrawOptOutResponse {
+            opt_out: Some(opt_out),
+        })
+    }
+
+    #[tracing::instrument(name = "consent.record_permission_to_view", skip_all)]
+    pub(crate) async fn permission(
+        &self,
+        caller: &Principal,
+        body: &RecordPermissionToViewRequest,
+    ) -> Done<RecordPermissionToViewResponse> {
+        let organisation = validate::organisation_code_or(
+            "organisation_code",
+            &body.organisation_code,
+            &caller.organisation_code,
+        )?;
+        if caller.kind == PrincipalKind::User && organisation != caller.organisation_code {
+            return Err(ConsentError::PermissionDenied(format!(
+                "a professional records permission for their own organisation only ({})",
+                caller.organisation_code
+            )));
+        }
+        let user_id = if body.user_id.trim().is_empty() {
+            String::new()
+        } else {
+            validate::uuid("user_id", &body.user_id)?.to_string()
+        };
+        let basis = PermissionBasis::try_from(body.basis).unwrap_or(PermissionBasis::Unspecified);
+        let best_interests = match (basis, &body.best_interests) {
+            (PermissionBasis::Unspecified, _) => {
+                return Err(ConsentError::invalid(
+                    "basis",
+                    "is required: PERMISSION_BASIS_PERSON_CONSENTED or PERMISSION_BASIS_BEST_INTERESTS",
+                ));
+            }
+            (PermissionBasis::BestInterests, None) => {
+                return Err(ConsentError::invalid(
+                    "best_interests",
+                    "is required when basis is PERMISSION_BASIS_BEST_INTERESTS",
+                ));
+            }
+            (PermissionBasis::BestInterests, Some(decision)) => Some(BestInterestsDecision {
+                decision_maker_name: validate::text(
+                    "best_interests.decision_maker_name",
+                    &decision.decision_maker_name,
+                    1,
+                    200,
+                )?,
+                decision_maker_role: validate::text(
+                    "best_interests.decision_maker_role",
+                    &decision.decision_maker_role,
+                    1,
+                    100,
+                )?,
+                reason: validate::text("best_interests.reason", &decision.reason, 10, 2000)?,
+            }),
+            (PermissionBasis::PersonConsented, Some(_)) => {
+                return Err(ConsentError::invalid(
+                    "best_interests",
+                    "must be unset unless basis is PERMISSION_BASIS_BEST_INTERESTS",
+                ));
+            }
+            (PermissionBasis::PersonConsented, None) => None,
+        };
+        let episode_reference =
+            validate::text("episode_reference", &body.episode_reference, 0, 128)?;
+        let categories = validate::stored_categories(&body.categories)?;
+        let now = OffsetDateTime::now_utc();
+        let expires_at = body
+            .expires_at
+            .as_ref()
+            .ok_or_else(|| ConsentError::invalid("expires_at", "is required"))
+            .and_then(|at| Ok(validate::instant("expires_at", at)?))?;
+        if expires_at <= now {
+            return Err(ConsentError::invalid("expires_at", "must be in the future"));
+        }
+        let max_days = i64::from(self.limits.permission_max_days);
+        if expires_at > now + Duration::days(max_days) {
+            return Err(ConsentError::invalid(
+                "expires_at",
+                format!("must be at most {max_days} days ahead"),
+            ));
+        }
+        let note = validate::note("note", &body.note)?;
+        let person_id = self
+            .directory
+            .require_existing("person", body.person.as_ref())
+            .await?;
+        let id = Uuid::now_v7();
+        let actor = caller.actor();
+        let permission = PermissionToView {
+            permission_id: id.to_string(),
+            person_id: person_id.to_string(),
+            organisation_code: organisation.clone(),
+            user_id: user_id.clone(),
+            basis: basis as i32,
+            best_interests: best_interests.clone(),
+            episode_reference,
+            categories: categories.iter().map(|c| i32::from(*c)).collect(),
+            valid_from: Some(timestamp(now)),
+            expires_at: Some(timestamp(expires_at)),
+            withdrawn_at: None,
+            recorded: Some(provenance(&actor, now, "", &note)),
+        };
+        let encoded = permission.encode_to_vec();
+        let mut tx = store::begin(&self.pool).await?;
+        let version = store::bump_version(&mut tx, person_id, now).await?;
+        let row = PermissionRow {
+            id,
+            person_id,
+            organisation_code: organisation,
+            user_id,
+            best_interests: best_interests.is_some(),
+            categories,
+            valid_from: now,
+            expires_at,
+        };
+        store::insert_permission(&mut tx, &row, &encoded).await?;
+        self.commit_change(
+            tx,
+            Change {
+                person_id,
+                kind: ConsentChangeKind::PermissionRecorded,
+                fact_id: id,
+                actor,
+                version,
+                now,
+                source_system: String::new(),
+                note,
+                fact: encoded,
+                audit_action: AuditAction::ConsentChange,
+                description: "permission to view recorded".to_owned(),
+                break_glass_grant_id: None,
+            },
+        )
+        .await?;
+        Ok(RecordPermissionToViewResponse {
+            permission: Some(permission),
+        })
+    }
+
+    #[tracing::instrument(name = "consent.withdraw_permission_to_view", skip_all)]
+    pub(crate) async fn withdraw_permission(
+        &self,
+        caller: &Principal,
+        body: &WithdrawPermissionToViewRequest,
+    ) -> Done<WithdrawPermissionToViewResponse> {
+        let id = validate::uuid("permission_id", &body.permission_id)?;
+        let note = validate::note("note", &body.note)?;
+        let not_found = || ConsentError::NotFound(format!("permission {id} does not exist"));
+        let person_id = store::person_of_fact(&self.pool, FactTable::Permission, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let now = OffsetDateTime::now_utc();
+        let mut tx = store::begin(&self.pool).await?;
+        let version = store::bump_version(&mut tx, person_id, now).await?;
+        let (_, existing) = store::fact_for_update(&mut tx, FactTable::Permission, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let mut permission = PermissionToView::decode(existing.as_slice())?;
+        if permission.withdrawn_at.is_some() {
+            return Err(ConsentError::FailedPrecondition(
+                "this permission was already withdrawn".to_owned(),
+            ));
+        }
+        if permission
+            .expires_at
+            .is_some_and(|at| at.seconds <= now.unix_timestamp())
+        {
+            return Err(ConsentError::FailedPrecondition(
+                "this permission has already expired".to_owned(),
+            ));
+        }
+        permission.withdrawn_at = Some(timestamp(now));
+        let encoded = permission.encode_to_vec();
+        store::close_fact(&mut tx, FactTable::Permission, id, now, &encoded).await?;
+        self.commit_change(
+            tx,
+            Change {
+                person_id,
+                kind: ConsentChangeKind::PermissionWithdrawn,
+                fact_id: id,
+                actor: caller.actor(),
+                version,
+                now,
+                source_system: String::new(),
+                note,
+                fact: encoded,
+                audit_action: AuditAction::ConsentChange,
+                description: "permission to view withdrawn".to_owned(),
+                break_glass_grant_id: None,
+            },
+        )
+        .await?;
+        Ok(WithdrawPermissionToViewResponse {
+            permission: Some(permission),
+        })
+    }
+
+    #[tracing::instrument(name = "consent.record_restriction", skip_all)]
+    pub(crate) async fn restriction(
+        &self,
+        caller: &Principal,
+        body: &RecordRestrictionRequest,
+    ) -> Done<RecordRestrictionResponse> {
+        let (category, source_organisation_code, entry_ids, target) = match &body.target {
+            Some(record_restriction_request::Target::Category(value)) => {
+                let category = validate::category("category", *value)?;
+                (
+                    category as i16,
+                    String::new(),
+                    Vec::new(),
+                    restriction::Target::Category(category as i32),
+                )
+            }
+            Some(record_restriction_request::Target::SourceOrganisationCode(code)) => {
+                let code = validate::organisation_code("source_organisation_code", code)?;
+                (
+                    0,
+                    code.clone(),
+                    Vec::new(),
+                    restriction::Target::SourceOrganisationCode(code),
+                )
+            }
+            Some(record_restriction_request::Target::Entries(entries)) => {
+                if entries.entry_ids.is_empty() {
+                    return Err(ConsentError::invalid(
+                        "entries.entry_ids",
+                        "must hold 1 to 100 entry ids",
+                    ));
+                }
+                let ids = validate::bounded_list(
+                    "entries.entry_ids",
+                    &entries.entry_ids,
+                    100,
+                    |field, value| validate::uuid(field, value).map(|id| id.to_string()),
+                )?;
+                (
+                    0,
+                    String::new(),
+                    ids.clone(),
+                    restriction::Target::Entries(EntrySelection { entry_ids: ids }),
+                )
+            }
+            None => {
+                return Err(ConsentError::invalid(
+                    "target",
+                    "is required: give category, source_organisation_code or entries",
+                ));
+            }
+        };
+        let viewers = body.viewers.clone().unwrap_or_default();
+        let viewer_organisation_codes = validate::bounded_list(
+            "viewers.organisation_codes",
+            &viewers.organisation_codes,
+            50,
+            validate::organisation_code,
+        )?;
+        let viewer_user_ids =
+            validate::bounded_list("viewers.user_ids", &viewers.user_ids, 50, |field, value| {
+                validate::uuid(field, value).map(|id| id.to_string())
+            })?;
+        if viewers.roles.len() > 10 {
+            return Err(ConsentError::invalid(
+                "viewers.roles",
+                "must hold at most 10 items",
+            ));
+        }
+        let mut viewer_roles = Vec::with_capacity(viewers.roles.len());
+        for (index, role) in viewers.roles.iter().enumerate() {
+            viewer_roles.push(validate::role(&format!("viewers.roles[{index}]"), *role)? as i16);
+        }
+        let now = OffsetDateTime::now_utc();
+        let expires_at = match &body.expires_at {
+            Some(at) => {
+                let at = validate::instant("expires_at", at)?;
+                if at <= now {
+                    return Err(ConsentError::invalid("expires_at", "must be in the future"));
+                }
+                Some(at)
+            }
+            None => None,
+        };
+        let note = validate::note("note", &body.note)?;
+        let person_id = self
+            .directory
+            .require_existing("person", body.person.as_ref())
+            .await?;
+        let id = Uuid::now_v7();
+        let actor = caller.actor();
+        let restriction = Restriction {
+            restriction_id: id.to_string(),
+            person_id: person_id.to_string(),
+            target: Some(target),
+            viewers: Some(ViewerScope {
+                organisation_codes: viewer_organisation_codes.clone(),
+                roles: viewer_roles.iter().map(|r| i32::from(*r)).collect(),
+                user_ids: viewer_user_ids.clone(),
+            }),
+            expires_at: expires_at.map(timestamp),
+            removed_at: None,
+            recorded: Some(provenance(&actor, now, "", &note)),
+            removed: None,
+        };
+        let encoded = restriction.encode_to_vec();
+        let mut tx = store::begin(&self.pool).await?;
+        let version = store::bump_version(&mut tx, person_id, now).await?;
+        let row = RestrictionRow {
+            id,
+            person_id,
+            category,
+            source_organisation_code,
+            entry_ids,
+            viewer_organisation_codes,
+            viewer_roles,
+            viewer_user_ids,
+            expires_at,
+        };
+        store::insert_restriction(&mut tx, &row, &encoded).await?;
+        self.commit_change(
+            tx,
+            Change {
+                person_id,
+                kind: ConsentChangeKind::RestrictionRecorded,
+                fact_id: id,
+                actor,
+                version,
+                now,
+                source_system: String::new(),
+                note,
+                fact: encoded,
+                audit_action: AuditAction::ConsentChange,
+                description: "restriction recorded".to_owned(),
+                break_glass_grant_id: None,
+            },
+        )
+        .await?;
+        Ok(RecordRestrictionResponse {
+            restriction: Some(restriction),
+        })
+    }
+
+    #[tracing::instrument(name = "consent.remove_restriction", skip_all)]
+    pub(crate) async fn remove_restriction(
+        &self,
+        caller: &Principal,
+        body: &RemoveRestrictionRequest,
+    ) -> Done<RemoveRestrictionResponse> {
+        let id = validate::uuid("restriction_id", &body.restriction_id)?;
+        let note = validate::note("note", &body.note)?;
+        let not_found = || ConsentError::NotFound(format!("restriction {id} does not exist"));
+        let person_id = store::person_of_fact(&self.pool, FactTable::Restriction, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let now = OffsetDateTime::now_utc();
+        let mut tx = store::begin(&self.pool).await?;
+        let version = store::bump_version(&mut tx, person_id, now).await?;
+        let (_, existing) = store::fact_for_update(&mut tx, FactTable::Restriction, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let mut restriction = Restriction::decode(existing.as_slice())?;
+        if restriction.removed_at.is_some() {
+            return Err(ConsentError::FailedPrecondition(
+                "this restriction was already removed".to_owned(),
+            ));
+        }
+        let actor = caller.actor();
+        restriction.removed_at = Some(timestamp(now));
+        restriction.removed = Some(provenance(&actor, now, "", &note));
+        let encoded = restriction.encode_to_vec();
+        store::close_fact(&mut tx, FactTable::Restriction, id, now, &encoded).await?;
+        self.commit_change(
+            tx,
+            Change {
+                person_id,
+                kind: ConsentChangeKind::RestrictionRemoved,
+                fact_id: id,
+                actor,
+                version,
+                now,
+                source_system: String::new(),
+                note,
+                fact: encoded,
+                audit_action: AuditAction::ConsentChange,
+                description: "restriction removed".to_owned(),
+                break_glass_grant_id: None,
+            },
+        )
+        .await?;
+        Ok(RemoveRestrictionResponse {
+            restriction: Some(restriction),
+        })
+    }
+}

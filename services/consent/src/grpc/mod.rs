@@ -1,0 +1,261 @@
+//! The gRPC adapter: check the caller, validate, call the domain and the
+//! store, announce and audit. One module per group of RPCs.
+
+mod break_glass;
+mod decide;
+mod facts;
+mod relationships;
+mod review;
+mod summary;
+
+use std::sync::Arc;
+
+use mcr_auth::{Principal, principal};
+use mcr_proto::audit::v1::AuditAction;
+use mcr_proto::common::v1::{Actor, Purpose};
+use mcr_proto::consent::v1::consent_server::Consent;
+use mcr_proto::consent::v1::*;
+use mcr_runtime::nats::NatsBus;
+use prost::Message;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::audit::{Audited, Auditor};
+use crate::convert::timestamp;
+use crate::domain::AccessPolicy;
+use crate::error::ConsentError;
+use crate::index::PersonDirectory;
+use crate::store::{self, ChangeRow, Tx};
+use crate::{Limits, events};
+
+/// The `mcr.consent.v1.Consent` handlers.
+#[derive(Debug, Clone)]
+pub struct ConsentApi {
+    pub(crate) pool: PgPool,
+    pub(crate) nats: NatsBus,
+    pub(crate) policy: Arc<AccessPolicy>,
+    pub(crate) directory: PersonDirectory,
+    pub(crate) auditor: Auditor,
+    pub(crate) limits: Limits,
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+fn caller_with(request: &Request<impl Sized>, scope: &str) -> Result<Principal, Status> {
+    let caller = principal(request)?;
+    caller.require_scope(scope)?;
+    Ok(caller.clone())
+}
+
+/// One change, ready to be committed, audited and announced.
+pub(crate) struct Change {
+    pub person_id: Uuid,
+    pub kind: ConsentChangeKind,
+    pub fact_id: Uuid,
+    pub actor: Actor,
+    pub version: u64,
+    pub now: OffsetDateTime,
+    pub source_system: String,
+    pub note: String,
+    /// The fact's proto, as it is after the change.
+    pub fact: Vec<u8>,
+    pub audit_action: AuditAction,
+    pub description: String,
+    /// For break-glass: the grant (audited with purpose EMERGENCY).
+    pub break_glass_grant_id: Option<Uuid>,
+}
+
+impl ConsentApi {
+    /// Appends the change to the history/outbox, audits it (fail closed:
+    /// the transaction is rolled back when audit does not take it),
+    /// commits, then publishes ConsentChanged and waits for JetStream.
+    #[tracing::instrument(name = "consent.commit_change", skip_all, fields(kind = change.kind.as_str_name()))]
+    pub(crate) async fn commit_change(
+        &self,
+        mut tx: Tx,
+        change: Change,
+    ) -> Result<(), ConsentError> {
+        let event_id = Uuid::now_v7();
+        let event = ConsentChanged {
+            event_id: event_id.to_string(),
+            person_id: change.person_id.to_string(),
+            change_kind: change.kind as i32,
+            fact_id: change.fact_id.to_string(),
+            consent_version: change.version,
+            actor: Some(change.actor.clone()),
+            occurred_at: Some(timestamp(change.now)),
+        }
+        .encode_to_vec();
+        store::append_change(
+            &mut tx,
+            &ChangeRow {
+                event_id,
+                person_id: change.person_id,
+                change_kind: change.kind as i16,
+                fact_id: change.fact_id,
+                consent_version: change.version,
+                occurred_at: change.now,
+                actor_user_id: change.actor.user_id.clone(),
+                actor_organisation_code: change.actor.organisation_code.clone(),
+                source_system: change.source_system.clone(),
+                note: change.note.clone(),
+                fact: change.fact,
+                event: event.clone(),
+            },
+        )
+        .await?;
+        let grant_id = change.break_glass_grant_id;
+        self.auditor
+            .record(
+                &change.actor,
+                change.audit_action,
+                true,
+                Audited {
+                    person_id: Some(change.person_id),
+                    description: change.description,
+                    reasons: Vec::new(),
+                    target_reference: change.fact_id.to_string(),
+                },
+                |event| {
+                    if let Some(grant_id) = grant_id {
+                        event.break_glass_grant_id = grant_id.to_string();
+                        event.purpose = Purpose::Emergency as i32;
+                        event.purpose_of_use_code = "ETREAT".to_owned();
+                    }
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        events::announce(&self.nats, &self.pool, event_id, change.person_id, event).await;
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Consent for ConsentApi {
+    async fn record_opt_out(
+        &self,
+        request: Request<RecordOptOutRequest>,
+    ) -> Answer<RecordOptOutResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_WRITE)?;
+        Ok(Response::new(
+            self.opt_out(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn withdraw_opt_out(
+        &self,
+        request: Request<WithdrawOptOutRequest>,
+    ) -> Answer<WithdrawOptOutResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_WRITE)?;
+        Ok(Response::new(
+            self.withdraw_opt_out(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn record_permission_to_view(
+        &self,
+        request: Request<RecordPermissionToViewRequest>,
+    ) -> Answer<RecordPermissionToViewResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_WRITE)?;
+        Ok(Response::new(
+            self.permission(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn withdraw_permission_to_view(
+        &self,
+        request: Request<WithdrawPermissionToViewRequest>,
+    ) -> Answer<WithdrawPermissionToViewResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_WRITE)?;
+        Ok(Response::new(
+            self.withdraw_permission(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn record_care_relationship(
+        &self,
+        request: Request<RecordCareRelationshipRequest>,
+    ) -> Answer<RecordCareRelationshipResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_WRITE)?;
+        Ok(Response::new(
+            self.relationship(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn end_care_relationship(
+        &self,
+        request: Request<EndCareRelationshipRequest>,
+    ) -> Answer<EndCareRelationshipResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_WRITE)?;
+        Ok(Response::new(
+            self.end_relationship(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn record_restriction(
+        &self,
+        request: Request<RecordRestrictionRequest>,
+    ) -> Answer<RecordRestrictionResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_WRITE)?;
+        Ok(Response::new(
+            self.restriction(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn remove_restriction(
+        &self,
+        request: Request<RemoveRestrictionRequest>,
+    ) -> Answer<RemoveRestrictionResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_WRITE)?;
+        Ok(Response::new(
+            self.remove_restriction(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn break_glass(&self, request: Request<BreakGlassRequest>) -> Answer<BreakGlassResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_BREAK_GLASS)?;
+        Ok(Response::new(
+            self.grant_break_glass(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn decide(&self, request: Request<DecideRequest>) -> Answer<DecideResponse> {
+        let caller = principal(&request)?.clone();
+        Ok(Response::new(
+            self.decide_for(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn get_consent_summary(
+        &self,
+        request: Request<GetConsentSummaryRequest>,
+    ) -> Answer<GetConsentSummaryResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_READ)?;
+        Ok(Response::new(
+            self.summary(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn record_break_glass_review(
+        &self,
+        request: Request<RecordBreakGlassReviewRequest>,
+    ) -> Answer<RecordBreakGlassReviewResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_REVIEW)?;
+        Ok(Response::new(
+            self.review(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn list_review_queue(
+        &self,
+        request: Request<ListReviewQueueRequest>,
+    ) -> Answer<ListReviewQueueResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_REVIEW)?;
+        Ok(Response::new(
+            self.review_queue(&caller, request.get_ref()).await?,
+        ))
+    }
+}
