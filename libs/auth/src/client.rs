@@ -57,10 +57,12 @@ impl ServiceTokens {
     }
 
     /// Tokens for the service account in `settings`; identity is reached
-    /// lazily, on the first call.
+    /// lazily, on the first call. Without credentials the service still
+    /// starts (health, reflection, metrics), and every call that needs a
+    /// token fails UNAVAILABLE saying which settings to set.
     pub fn new(settings: &AuthSettings) -> Result<Self, AuthError> {
         if settings.client_id.is_empty() || settings.client_secret.is_empty() {
-            return Err(AuthError::NoServiceCredentials);
+            tracing::warn!("{}", AuthError::NoServiceCredentials);
         }
         let channel = tonic::transport::Endpoint::from_shared(settings.identity_url.clone())
             .map_err(|error| {
@@ -110,6 +112,9 @@ impl ServiceTokens {
     }
 
     async fn issue(&self) -> Result<CachedToken, tonic::Status> {
+        if self.inner.client_id.is_empty() || self.inner.client_secret.is_empty() {
+            return Err(AuthError::NoServiceCredentials.into());
+        }
         let mut request = tonic::Request::new(IssueServiceTokenRequest {
             client_id: self.inner.client_id.clone(),
             client_secret: self.inner.client_secret.clone(),

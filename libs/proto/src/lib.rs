@@ -49,3 +49,53 @@ pub mod audit {
         tonic::include_proto!("mcr.audit.v1");
     }
 }
+
+/// Between protobuf `Timestamp`s and `time::OffsetDateTime`, which every
+/// service stores.
+pub mod timestamps {
+    use time::OffsetDateTime;
+
+    /// `at` as a protobuf `Timestamp`.
+    pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
+        prost_types::Timestamp {
+            seconds: at.unix_timestamp(),
+            nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
+        }
+    }
+
+    /// `timestamp` as an instant; `None` when it is outside what `time`
+    /// represents or its nanos are out of range.
+    pub fn offset_date_time(timestamp: &prost_types::Timestamp) -> Option<OffsetDateTime> {
+        let nanos = u32::try_from(timestamp.nanos)
+            .ok()
+            .filter(|nanos| *nanos < 1_000_000_000)?;
+        OffsetDateTime::from_unix_timestamp(timestamp.seconds)
+            .ok()?
+            .replace_nanosecond(nanos)
+            .ok()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn instants_survive_the_round_trip_and_nonsense_is_refused() {
+            let at = OffsetDateTime::from_unix_timestamp(1_764_000_000)
+                .unwrap()
+                .replace_nanosecond(123_456_789)
+                .unwrap();
+            assert_eq!(offset_date_time(&timestamp(at)), Some(at));
+            let bad_nanos = prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1,
+            };
+            assert_eq!(offset_date_time(&bad_nanos), None);
+            let absurd = prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: 0,
+            };
+            assert_eq!(offset_date_time(&absurd), None);
+        }
+    }
+}

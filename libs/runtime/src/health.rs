@@ -57,6 +57,7 @@ pub(crate) struct Dependencies {
     /// Set once the database exists and its migrations are applied.
     pub postgres_prepared: Arc<AtomicBool>,
     pub nats: NatsBus,
+    /// Redis is a cache: its state is logged, never gating readiness.
     pub redis: Option<(RedisCache, String)>,
     pub service_conditions: ReadinessConditions,
 }
@@ -78,14 +79,6 @@ impl Dependencies {
         if !self.nats.is_connected() {
             unreachable.push(format!("nats at {}", self.nats.url()));
         }
-        if let Some((redis, address)) = &self.redis
-            && !matches!(
-                tokio::time::timeout(CHECK_TIMEOUT, redis.ping()).await,
-                Ok(Ok(()))
-            )
-        {
-            unreachable.push(format!("redis at {address}"));
-        }
         unreachable.extend(self.service_conditions.unmet());
         unreachable
     }
@@ -101,8 +94,23 @@ pub(crate) async fn monitor(
     stop: CancellationToken,
 ) {
     let mut previous: Option<HealthReport> = None;
+    let mut redis_was_reachable = true;
     loop {
         let unreachable = dependencies.unreachable().await;
+        if let Some((redis, address)) = &dependencies.redis {
+            let reachable = matches!(
+                tokio::time::timeout(CHECK_TIMEOUT, redis.ping()).await,
+                Ok(Ok(()))
+            );
+            if reachable != redis_was_reachable {
+                if reachable {
+                    tracing::info!(redis = %address, "redis is reachable again; caching resumes");
+                } else {
+                    tracing::warn!(redis = %address, "redis is unreachable; serving without the cache");
+                }
+                redis_was_reachable = reachable;
+            }
+        }
         let report = HealthReport {
             serving: unreachable.is_empty(),
             unreachable,

@@ -31,6 +31,7 @@ pub mod server;
 pub mod service;
 pub mod settings;
 pub mod shutdown;
+pub mod streams;
 pub mod telemetry;
 
 use std::collections::HashMap;

@@ -144,6 +144,49 @@ impl NatsBus {
     }
 }
 
+/// Waits for the next message of a pull consumer's `messages`, then takes
+/// more until `size` messages or `linger` has passed: one batch, so one
+/// transaction commits many messages. Returns the batch and, when the
+/// stream failed or ended, why (the caller re-attaches after handling the
+/// batch).
+pub async fn next_batch<S, E>(
+    messages: &mut S,
+    size: usize,
+    linger: Duration,
+) -> (Vec<jetstream::Message>, Option<String>)
+where
+    S: futures::Stream<Item = Result<jetstream::Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    let first = match messages.next().await {
+        Some(Ok(message)) => message,
+        Some(Err(error)) => return (Vec::new(), Some(error.to_string())),
+        None => {
+            return (
+                Vec::new(),
+                Some("the consumer's message stream ended".to_owned()),
+            );
+        }
+    };
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + linger;
+    while batch.len() < size {
+        match tokio::time::timeout_at(deadline, messages.next()).await {
+            Ok(Some(Ok(message))) => batch.push(message),
+            Ok(Some(Err(error))) => return (batch, Some(error.to_string())),
+            Ok(None) => {
+                return (
+                    batch,
+                    Some("the consumer's message stream ended".to_owned()),
+                );
+            }
+            Err(_) => break,
+        }
+    }
+    (batch, None)
+}
+
 /// `subject` prefixed by `namespace` when one is set.
 pub fn scoped_subject(namespace: &str, subject: &str) -> String {
     if namespace.is_empty() {

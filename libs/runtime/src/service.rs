@@ -65,11 +65,11 @@ pub enum StartupError {
     Service(String),
 }
 
-/// Which optional dependencies gate readiness. PostgreSQL and NATS are
-/// always required.
+/// Which optional dependencies a service uses. PostgreSQL and NATS are
+/// always required and gate readiness; Redis is a cache and never does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OptionalDependencies {
-    /// Connect to Redis and report NOT_SERVING while it is unreachable.
+    /// Connect to Redis (a cache: while unreachable, the service serves without it).
     pub redis: bool,
 }
 

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::{AckKind, Message};
-use futures::StreamExt;
 use mcr_audit_client::audit_stream_config;
 use mcr_runtime::nats::NatsBus;
 use sqlx::PgPool;
@@ -118,23 +117,10 @@ impl Ingest {
         // most one batch is in that state, so memory stays bounded.
         let mut finishing: Option<tokio::task::JoinHandle<()>> = None;
         loop {
-            let first = match messages.next().await {
-                Some(Ok(message)) => message,
-                Some(Err(error)) => return Err(error.to_string()),
-                None => return Err("the audit stream's consumer ended".to_owned()),
-            };
-            let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + linger;
-            let mut failure = None;
-            while batch.len() < batch_size {
-                match tokio::time::timeout_at(deadline, messages.next()).await {
-                    Ok(Some(Ok(message))) => batch.push(message),
-                    Ok(Some(Err(error))) => {
-                        failure = Some(error.to_string());
-                        break;
-                    }
-                    Ok(None) | Err(_) => break,
-                }
+            let (batch, failure) =
+                mcr_runtime::nats::next_batch(&mut messages, batch_size, linger).await;
+            if batch.is_empty() {
+                return Err(failure.unwrap_or_default());
             }
             let stored = self.store(batch).await?;
             if let Some(previous) = finishing.take() {

@@ -1,31 +1,17 @@
 //! What the index announces: merges, unmerges and relinked identifiers, on
 //! JetStream so the record-aggregator can re-key and invalidate views.
 
-use async_nats::jetstream::stream;
 use mcr_runtime::nats::NatsBus;
 use prost::Message;
 
 use crate::error::IndexError;
 
-/// The stream of index events.
-pub const INDEX_EVENTS_STREAM: &str = "MCR_INDEX_EVENTS";
 /// A person was merged into another.
 pub const PERSON_MERGED_SUBJECT: &str = "mcr.index.v1.person.merged";
 /// A merge was undone.
 pub const PERSON_UNMERGED_SUBJECT: &str = "mcr.index.v1.person.unmerged";
 /// A local identifier moved to another person.
 pub const IDENTIFIER_RELINKED_SUBJECT: &str = "mcr.index.v1.identifier.relinked";
-
-fn stream_config() -> stream::Config {
-    stream::Config {
-        name: INDEX_EVENTS_STREAM.to_owned(),
-        subjects: vec!["mcr.index.v1.>".to_owned()],
-        storage: stream::StorageType::File,
-        // Consumers (the aggregator) must see every merge; a week covers any outage.
-        max_age: std::time::Duration::from_secs(7 * 24 * 60 * 60),
-        ..Default::default()
-    }
-}
 
 /// Publishes `event` on `subject` and waits for JetStream's ack, so a merge
 /// the caller saw succeed is announced durably.
@@ -35,7 +21,7 @@ pub async fn publish(
     event_id: &str,
     event: &impl Message,
 ) -> Result<(), IndexError> {
-    nats.ensure_stream(stream_config())
+    nats.ensure_stream(mcr_runtime::streams::index_events_stream_config())
         .await
         .map_err(|error| IndexError::Messaging(error.to_string()))?;
     let mut headers = async_nats::HeaderMap::new();

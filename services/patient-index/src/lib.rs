@@ -23,10 +23,8 @@ use mcr_runtime::{McrService, ServiceContext, ServiceSpec, StartupError};
 use serde::Deserialize;
 use tower::Layer;
 
-pub use events::{
-    IDENTIFIER_RELINKED_SUBJECT, INDEX_EVENTS_STREAM, PERSON_MERGED_SUBJECT,
-    PERSON_UNMERGED_SUBJECT,
-};
+pub use events::{IDENTIFIER_RELINKED_SUBJECT, PERSON_MERGED_SUBJECT, PERSON_UNMERGED_SUBJECT};
+pub use mcr_runtime::streams::INDEX_EVENTS_STREAM;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -510,6 +510,16 @@ async fn another_service_calls_with_a_cached_service_token_that_verifies() {
     let unconfigured = mcr_auth::ServiceTokens::new(&mcr_runtime::settings::AuthSettings {
         client_id: String::new(),
         ..settings
-    });
-    assert_eq!(unconfigured.err(), Some(AuthError::NoServiceCredentials));
+    })
+    .expect("a service without credentials still starts");
+    let refused = unconfigured
+        .authorization()
+        .await
+        .expect_err("no credentials, no token");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    assert!(
+        refused.message().contains("MCR_AUTH__CLIENT_ID"),
+        "{}",
+        refused.message()
+    );
 }

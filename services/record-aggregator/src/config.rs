@@ -1,0 +1,64 @@
+//! The aggregator's own settings (`[records]`, `MCR_RECORDS__*`).
+
+use serde::Deserialize;
+
+/// Everything the aggregator reads from its settings section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RecordsConfig {
+    /// Where patient-index answers gRPC.
+    pub patient_index_url: String,
+    /// Where consent answers gRPC.
+    pub consent_url: String,
+    /// Deadline for each call to patient-index, consent and identity, in
+    /// milliseconds: a hung dependency fails the call UNAVAILABLE, never hangs it.
+    pub dependency_timeout_ms: u64,
+    /// How long an assembled view stays in Redis, in seconds (a newer view
+    /// version replaces it long before).
+    pub cache_ttl_seconds: u64,
+    /// The ingest consumer.
+    pub ingest: IngestConfig,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        Self {
+            patient_index_url: "http://127.0.0.1:50052".to_owned(),
+            consent_url: "http://127.0.0.1:50053".to_owned(),
+            dependency_timeout_ms: 2_000,
+            cache_ttl_seconds: 3_600,
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+/// The ingest consumer's batching and redelivery (`[records.ingest]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct IngestConfig {
+    /// Most updates committed in one transaction.
+    pub batch_size: usize,
+    /// How long a batch waits to fill after its first update, in milliseconds.
+    pub batch_linger_ms: u64,
+    /// How long JetStream waits for an ack before redelivering, in milliseconds.
+    pub ack_wait_ms: u64,
+    /// Updates delivered but not yet acked, at most.
+    pub max_ack_pending: i64,
+    /// Deliveries of one update before it is dead-lettered as
+    /// RETRIES_EXHAUSTED. Transient failures (patient-index, consent or the
+    /// database unavailable) are nak'd and count too, so this bounds how
+    /// long an update can wait: keep it generous.
+    pub max_deliveries: u32,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            batch_linger_ms: 10,
+            ack_wait_ms: 30_000,
+            max_ack_pending: 20_000,
+            max_deliveries: 100,
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The services the aggregator calls, each with this service's token and a
+//! deadline: consent (Decide, care relationships), patient-index (the
+//! patient banner) and identity (organisation names).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use mcr_auth::ServiceTokens;
+use mcr_proto::common::v1::{Actor, Category, PersonReference, Purpose};
+use mcr_proto::consent::v1::consent_client::ConsentClient;
+use mcr_proto::consent::v1::{DecideRequest, DecideResponse, RecordCareRelationshipRequest};
+use mcr_proto::identity::v1::GetOrganisationRequest;
+use mcr_proto::identity::v1::identity_client::IdentityClient;
+use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
+use mcr_proto::patient_index::v1::{GetPersonRequest, Person};
+use mcr_proto::records::v1::{CarriedCareRelationship, RecordUpdate};
+use tonic::transport::Channel;
+
+use crate::error::AggregatorError;
+
+/// A lazily connected channel to `url` whose calls give up after `timeout`.
+pub fn channel(setting: &str, url: &str, timeout: Duration) -> Result<Channel, String> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(|error| format!("invalid settings: {setting}: {url:?} is not a URL: {error}"))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect_lazy())
+}
+
+/// Consent, as the aggregator uses it.
+#[derive(Debug, Clone)]
+pub struct Consent {
+    pub client: ConsentClient<Channel>,
+    pub tokens: ServiceTokens,
+}
+
+impl Consent {
+    /// May `actor` see `person` now, which categories, and why.
+    #[tracing::instrument(name = "consent.decide", skip_all, fields(rpc.system = "grpc", rpc.service = "mcr.consent.v1.Consent"))]
+    pub async fn decide(
+        &self,
+        actor: Actor,
+        person: PersonReference,
+        purpose: Purpose,
+        categories: &[Category],
+    ) -> Result<DecideResponse, AggregatorError> {
+        let request = self
+            .tokens
+            .request(DecideRequest {
+                actor: Some(actor),
+                person: Some(person),
+                purpose: purpose as i32,
+                requested_categories: categories.iter().map(|category| *category as i32).collect(),
+            })
+            .await?;
+        self.client
+            .clone()
+            .decide(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| AggregatorError::dependency("consent", status))
+    }
+
+    /// Records the care relationship an update carries for its organisation.
+    pub async fn record_care_relationship(
+        &self,
+        update: &RecordUpdate,
+        relationship: &CarriedCareRelationship,
+        span: &tracing::Span,
+    ) -> Result<(), AggregatorError> {
+        let _entered = span.enter();
+        let identifier = update.patient_identifier.clone().unwrap_or_default();
+        let request = self
+            .tokens
+            .request(RecordCareRelationshipRequest {
+                person: Some(PersonReference {
+                    reference: Some(
+                        mcr_proto::common::v1::person_reference::Reference::LocalIdentifier(
+                            identifier,
+                        ),
+                    ),
+                }),
+                organisation_code: update.source_organisation_code.clone(),
+                team_code: relationship.team_code.clone(),
+                relationship_type: relationship.relationship_type,
+                start_time: relationship.start_time,
+                end_time: relationship.end_time,
+                source_system: update.source_system.clone(),
+                source_reference: relationship.source_reference.clone(),
+                reason: String::new(),
+            })
+            .await?;
+        match self.client.clone().record_care_relationship(request).await {
+            Ok(_) => Ok(()),
+            // A relationship consent refuses as invalid will never be taken:
+            // retrying cannot help, and the entry itself is committed.
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                tracing::warn!(
+                    message = status.message(),
+                    "consent refused a carried care relationship"
+                );
+                Ok(())
+            }
+            Err(status) => Err(AggregatorError::dependency("consent", status)),
+        }
+    }
+}
+
+/// Patient-index, for the patient banner.
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub client: PatientIndexClient<Channel>,
+    pub tokens: ServiceTokens,
+}
+
+impl Index {
+    /// The person, with full demographics (the aggregator withholds them).
+    #[tracing::instrument(name = "patient_index.get_person", skip_all, fields(rpc.system = "grpc", rpc.service = "mcr.patient_index.v1.PatientIndex"))]
+    pub async fn person(&self, person_id: &str) -> Result<Person, AggregatorError> {
+        let request = self
+            .tokens
+            .request(GetPersonRequest {
+                person: Some(PersonReference {
+                    reference: Some(
+                        mcr_proto::common::v1::person_reference::Reference::PersonId(
+                            person_id.to_owned(),
+                        ),
+                    ),
+                }),
+                include_history: false,
+            })
+            .await?;
+        self.client
+            .clone()
+            .get_person(request)
+            .await
+            .map_err(|status| AggregatorError::dependency("patient-index", status))?
+            .into_inner()
+            .person
+            .ok_or_else(|| AggregatorError::Internal("patient-index returned no person".to_owned()))
+    }
+}
+
+/// How long an organisation's name is reused before asking identity again.
+const NAME_TTL: Duration = Duration::from_secs(600);
+
+/// Organisation names from identity, remembered for a few minutes (names
+/// change rarely; a stale name is cosmetic, never a leak).
+#[derive(Debug, Clone)]
+pub struct OrganisationNames {
+    pub client: IdentityClient<Channel>,
+    pub tokens: ServiceTokens,
+    pub known: Arc<RwLock<HashMap<String, (String, Instant)>>>,
+}
+
+impl OrganisationNames {
+    /// The name of `code`; the code itself when identity cannot say.
+    pub async fn name(&self, code: &str) -> String {
+        if let Ok(known) = self.known.read()
+            && let Some((name, at)) = known.get(code)
+            && at.elapsed() < NAME_TTL
+        {
+            return name.clone();
+        }
+        let Ok(request) = self
+            .tokens
+            .request(GetOrganisationRequest {
+                organisation_code: code.to_owned(),
+            })
+            .await
+        else {
+            return code.to_owned();
+        };
+        match self.client.clone().get_organisation(request).await {
+            Ok(response) => {
+                let name = response
+                    .into_inner()
+                    .organisation
+                    .map_or_else(|| code.to_owned(), |organisation| organisation.name);
+                if let Ok(mut known) = self.known.write() {
+                    known.insert(code.to_owned(), (name.clone(), Instant::now()));
+                }
+                name
+            }
+            Err(status) => {
+                tracing::debug!(
+                    code,
+                    message = status.message(),
+                    "organisation name unavailable"
+                );
+                code.to_owned()
+            }
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The durable consumer of provider updates: validate, resolve persons,
+//! commit the batch in one transaction (entries, links, view versions),
+//! forward care relationships to consent, then ack.
+//!
+//! Crash safety comes from the order. A message is acked only after its
+//! effects committed; if the process dies first, JetStream redelivers it and
+//! the upsert, keyed by entry id and guarded by the version, changes nothing
+//! twice. Invalid messages are published to the dead-letter stream (with the
+//! original bytes) before they are acked, so none is ever silently lost.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use mcr_connector::stream::{dead_letter_stream_config, records_stream_config};
+use mcr_connector::validate::{DEAD_LETTER_SUBJECT, Rejection, decode_and_validate};
+use mcr_proto::patient_index::v1::Demographics;
+use mcr_proto::records::v1::{DeadLetter, DeadLetterReason, RecordOperation, RecordUpdate};
+use mcr_runtime::nats::NatsBus;
+use prost::Message as _;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::config::IngestConfig;
+use crate::dependencies::Consent;
+use crate::domain::{entry_id, group_key};
+use crate::error::AggregatorError;
+use crate::people::{People, Resolution};
+use crate::store::{self, EntryWrite, PatientKey};
+use mcr_proto::timestamps::{offset_date_time, timestamp};
+
+/// The durable consumer's name (shared by every replica).
+pub const CONSUMER: &str = "record-aggregator-ingest";
+/// Updates committed (stale versions and duplicates included).
+pub const INGESTED_METRIC: &str = "mcr_records_ingested_total";
+/// Dead-lettered updates, by reason.
+pub const DEAD_LETTER_METRIC: &str = "mcr_records_dead_letters_total";
+/// Seconds from the source producing an update to it being committed.
+pub const LAG_METRIC: &str = "mcr_records_ingest_lag_seconds";
+/// Seconds to process one batch.
+pub const BATCH_SECONDS_METRIC: &str = "mcr_records_ingest_batch_seconds";
+
+/// What the consumer needs.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    pub pool: PgPool,
+    pub nats: NatsBus,
+    pub people: People,
+    pub consent: Consent,
+    pub config: Arc<IngestConfig>,
+}
+
+/// A decoded, valid update and the message it came in.
+struct Accepted {
+    message: Message,
+    update: RecordUpdate,
+    span: tracing::Span,
+}
+
+impl Ingest {
+    /// Consumes until `stop`, re-attaching after any failure.
+    pub async fn run(self, attached: Arc<AtomicBool>, stop: CancellationToken) {
+        let mut retry_delay = Duration::from_millis(200);
+        loop {
+            let outcome = tokio::select! {
+                () = stop.cancelled() => return,
+                outcome = self.consume(&attached) => outcome,
+            };
+            attached.store(false, Ordering::Release);
+            if let Err(reason) = outcome {
+                tracing::warn!(%reason, retry_in_ms = retry_delay.as_millis() as u64, "record ingest stopped; re-attaching");
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(retry_delay) => {}
+            }
+            retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn consume(&self, attached: &AtomicBool) -> Result<(), String> {
+        self.nats
+            .ensure_stream(dead_letter_stream_config())
+            .await
+            .map_err(|error| error.to_string())?;
+        let stream = self
+            .nats
+            .ensure_stream(records_stream_config())
+            .await
+            .map_err(|error| error.to_string())?;
+        let consumer = self
+            .nats
+            .ensure_pull_consumer(
+                &stream,
+                pull::Config {
+                    durable_name: Some(CONSUMER.to_owned()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: Duration::from_millis(self.config.ack_wait_ms),
+                    max_ack_pending: self.config.max_ack_pending,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+        let batch_size = self.config.batch_size.max(1);
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(batch_size)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|error| error.to_string())?;
+        attached.store(true, Ordering::Release);
+        let linger = Duration::from_millis(self.config.batch_linger_ms);
+        loop {
+            let (batch, failure) =
+                mcr_runtime::nats::next_batch(&mut messages, batch_size, linger).await;
+            if !batch.is_empty() {
+                self.process(batch).await;
+            }
+            if let Some(reason) = failure {
+                return Err(reason);
+            }
+        }
+    }
+
+    /// Processes one batch to the end: every message is acked (committed or
+    /// dead-lettered) or nak'd for redelivery.
+    #[tracing::instrument(name = "records.ingest_batch", skip_all, fields(messaging.system = "nats", messaging.batch.message_count = batch.len()))]
+    pub async fn process(&self, batch: Vec<Message>) {
+        let started = Instant::now();
+        let mut accepted = Vec::with_capacity(batch.len());
+        for message in batch {
+            let span = tracing::info_span!("records.ingest", messaging.destination.name = %message.subject);
+            if let Some(headers) = &message.headers {
+                let _ = span.set_parent(mcr_runtime::propagation::context_from_nats(headers));
+            }
+            let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
+            if delivered > i64::from(self.config.max_deliveries) {
+                let rejection = Rejection {
+                    reason: DeadLetterReason::RetriesExhausted,
+                    text: format!("processing failed on {} deliveries", delivered - 1),
+                };
+                self.dead_letter(&message, None, rejection).await;
+                continue;
+            }
+            let subject = self.unscoped_subject(&message.subject);
+            match decode_and_validate(&subject, &message.payload) {
+                Ok(update) => accepted.push(Accepted {
+                    message,
+                    update,
+                    span,
+                }),
+                Err(rejection) => self.dead_letter(&message, None, rejection).await,
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        match self.commit(&accepted).await {
+            Ok((committed, rejected)) => {
+                for (index, reason) in rejected {
+                    let item = &accepted[index];
+                    let rejection = Rejection {
+                        reason: DeadLetterReason::PersonRejected,
+                        text: reason,
+                    };
+                    self.dead_letter(&item.message, Some(&item.update), rejection)
+                        .await;
+                }
+                self.forward_and_ack(&accepted, &committed).await;
+                metrics::counter!(INGESTED_METRIC).increment(committed.len() as u64);
+                metrics::histogram!(BATCH_SECONDS_METRIC).record(started.elapsed().as_secs_f64());
+            }
+            Err(error) => {
+                tracing::warn!(%error, updates = accepted.len(), "a batch could not be committed; it will be redelivered");
+                for item in &accepted {
+                    nak(&item.message).await;
+                }
+            }
+        }
+    }
+
+    /// Resolves persons and commits the batch; returns the indexes
+    /// committed and those whose person patient-index rejected.
+    async fn commit(
+        &self,
+        accepted: &[Accepted],
+    ) -> Result<(Vec<usize>, Vec<(usize, String)>), AggregatorError> {
+        let mut wanted: HashMap<PatientKey, Option<Demographics>> = HashMap::new();
+        for item in accepted {
+            let demographics = wanted.entry(patient_key(&item.update)).or_default();
+            if demographics.is_none() {
+                demographics.clone_from(&item.update.demographics);
+            }
+        }
+        let resolved = self.people.resolve(&wanted).await?;
+        let mut committed = Vec::new();
+        let mut rejected = Vec::new();
+        // One write per entry: the highest version in the batch wins, as it
+        // would have had the updates arrived in separate batches.
+        let mut writes: HashMap<uuid::Uuid, EntryWrite> = HashMap::new();
+        let mut persons = Vec::new();
+        for (index, item) in accepted.iter().enumerate() {
+            let key = patient_key(&item.update);
+            match resolved.resolutions.get(&key) {
+                Some(Resolution::Person(person)) => {
+                    persons.push(*person);
+                    committed.push(index);
+                    let write = entry_write(&item.update, key);
+                    match writes.get(&write.entry_id) {
+                        Some(existing) if existing.version >= write.version => {}
+                        _ => {
+                            writes.insert(write.entry_id, write);
+                        }
+                    }
+                }
+                Some(Resolution::Rejected(reason)) => rejected.push((index, reason.clone())),
+                None => {
+                    return Err(AggregatorError::Internal(
+                        "an identifier was left unresolved".to_owned(),
+                    ));
+                }
+            }
+        }
+        let mut writes: Vec<EntryWrite> = writes.into_values().collect();
+        // One lock order for every transaction, so concurrent batches never deadlock.
+        writes.sort_unstable_by_key(|write| write.entry_id);
+        let mut transaction = self.pool.begin().await?;
+        let mut links = resolved.new_links;
+        links.sort();
+        persons.extend(store::link_people(&mut transaction, &links).await?);
+        if !writes.is_empty() {
+            store::write_entries(&mut transaction, &writes).await?;
+        }
+        store::bump_views(&mut *transaction, &persons).await?;
+        transaction.commit().await?;
+        let now = OffsetDateTime::now_utc();
+        for &index in &committed {
+            if let Some(source_time) = accepted[index]
+                .update
+                .source_time
+                .as_ref()
+                .and_then(offset_date_time)
+            {
+                metrics::histogram!(LAG_METRIC)
+                    .record((now - source_time).as_seconds_f64().max(0.0));
+            }
+        }
+        Ok((committed, rejected))
+    }
+
+    /// Forwards the care relationships the committed updates carry, then
+    /// acks each; an update whose relationship consent could not take is
+    /// nak'd (its redelivery changes no entry and forwards again).
+    async fn forward_and_ack(&self, accepted: &[Accepted], committed: &[usize]) {
+        let forwards: Vec<_> = committed.iter().map(|&index| {
+            let item = &accepted[index];
+            async move {
+                let forwarded = match &item.update.care_relationship {
+                    Some(relationship) => self
+                        .consent
+                        .record_care_relationship(&item.update, relationship, &item.span)
+                        .await
+                        .map_err(|error| tracing::warn!(parent: &item.span, %error, "consent did not take a care relationship; the update will be redelivered")),
+                    None => Ok(()),
+                };
+                match forwarded {
+                    Ok(()) => {
+                        if let Err(error) = item.message.ack().await {
+                            tracing::warn!(parent: &item.span, %error, "ack failed; the update will be redelivered harmlessly");
+                        }
+                    }
+                    Err(()) => nak(&item.message).await,
+                }
+            }
+        }).collect();
+        futures::stream::iter(forwards)
+            .buffer_unordered(32)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    /// Publishes `message` to the dead-letter stream with `rejection`, then
+    /// acks it; if the dead letter cannot be published it is nak'd instead.
+    async fn dead_letter(
+        &self,
+        message: &Message,
+        update: Option<&RecordUpdate>,
+        rejection: Rejection,
+    ) {
+        let info = message.info().ok();
+        let reason_label = rejection.reason.as_str_name();
+        tracing::warn!(reason = reason_label, text = %rejection.text, subject = %message.subject, "update dead-lettered");
+        let original_message_id = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get("Nats-Msg-Id"))
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default();
+        let letter = DeadLetter {
+            reason: rejection.reason as i32,
+            reason_text: rejection.text,
+            original_message: message.payload.to_vec(),
+            original_subject: self.unscoped_subject(&message.subject),
+            original_message_id,
+            stream_sequence: info.as_ref().map_or(0, |info| info.stream_sequence),
+            delivery_count: info
+                .as_ref()
+                .map_or(1, |info| u32::try_from(info.delivered).unwrap_or(u32::MAX)),
+            source_organisation_code: update
+                .map(|update| update.source_organisation_code.clone())
+                .unwrap_or_default(),
+            local_entry_id: update
+                .map(|update| update.local_entry_id.clone())
+                .unwrap_or_default(),
+            rejected_at: Some(timestamp(OffsetDateTime::now_utc())),
+        };
+        let published = async {
+            self.nats
+                .jetstream()
+                .publish(
+                    self.nats.subject(DEAD_LETTER_SUBJECT),
+                    letter.encode_to_vec().into(),
+                )
+                .await?
+                .await
+        }
+        .await;
+        match published {
+            Ok(_) => {
+                metrics::counter!(DEAD_LETTER_METRIC, "reason" => reason_label).increment(1);
+                if let Err(error) = message.ack_with(AckKind::Term).await {
+                    tracing::warn!(%error, "ack of a dead-lettered update failed; it will be dead-lettered again");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the dead letter could not be published; the update will be redelivered");
+                nak(message).await;
+            }
+        }
+    }
+
+    fn unscoped_subject(&self, subject: &str) -> String {
+        let scoped_prefix = self.nats.subject("");
+        subject
+            .strip_prefix(scoped_prefix.as_str())
+            .unwrap_or(subject)
+            .to_owned()
+    }
+}
+
+async fn nak(message: &Message) {
+    if let Err(error) = message
+        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+        .await
+    {
+        tracing::warn!(%error, "nak failed; the update will be redelivered after ack_wait");
+    }
+}
+
+fn patient_key(update: &RecordUpdate) -> PatientKey {
+    let identifier = update.patient_identifier.clone().unwrap_or_default();
+    PatientKey {
+        organisation_code: identifier.organisation_code,
+        system: identifier.system,
+        value: identifier.value,
+    }
+}
+
+fn entry_write(update: &RecordUpdate, patient: PatientKey) -> EntryWrite {
+    let category = update.category();
+    let deleted = update.operation() == RecordOperation::Delete;
+    let effective_time = update.effective_time.as_ref().and_then(offset_date_time);
+    let key = match (deleted, effective_time) {
+        (false, Some(at)) => {
+            let resource =
+                serde_json::from_str(&update.fhir_resource_json).unwrap_or(serde_json::Value::Null);
+            group_key(
+                category,
+                &update.resource_type,
+                at,
+                &resource,
+                &update.display_summary,
+            )
+        }
+        _ => String::new(),
+    };
+    EntryWrite {
+        entry_id: entry_id(
+            &update.source_organisation_code,
+            &update.source_system,
+            &update.local_entry_id,
+        ),
+        organisation_code: update.source_organisation_code.clone(),
+        source_system: update.source_system.clone(),
+        local_entry_id: update.local_entry_id.clone(),
+        patient,
+        version: i64::try_from(update.version).unwrap_or(i64::MAX),
+        deleted,
+        category,
+        effective_time,
+        resource_type: update.resource_type.clone(),
+        fhir_resource: update.fhir_resource_json.clone(),
+        display_summary: update.display_summary.clone(),
+        group_key: key,
+    }
+}

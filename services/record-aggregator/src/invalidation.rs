@@ -1,0 +1,255 @@
+//! Following patient-index and consent: merges, unmerges and relinks move
+//! identifiers (and so their entries) between persons; consent changes void
+//! the person's view. Both bump the view version in PostgreSQL before the
+//! event is acked, so no cached view outlives the change.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::{AckKind, Message, stream};
+use futures::StreamExt;
+use mcr_connector::validate::DEAD_LETTER_SUBJECT;
+use mcr_proto::common::v1::LocalIdentifier;
+use mcr_proto::consent::v1::ConsentChanged;
+use mcr_proto::patient_index::v1::{IdentifierRelinked, PersonMerged, PersonUnmerged};
+use mcr_proto::records::v1::{DeadLetter, DeadLetterReason};
+use mcr_proto::timestamps::timestamp;
+use mcr_runtime::nats::NatsBus;
+use mcr_runtime::streams::{consent_events_stream_config, index_events_stream_config};
+use prost::Message as _;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use uuid::Uuid;
+
+use crate::error::AggregatorError;
+use crate::store::{self, PatientKey};
+
+/// Views invalidated, by the event that caused it.
+pub const INVALIDATIONS_METRIC: &str = "mcr_records_view_invalidations_total";
+
+/// Which events a follower consumes.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    /// Merges, unmerges and relinks.
+    PatientIndex,
+    /// Consent changes.
+    Consent,
+}
+
+impl Source {
+    fn stream(self) -> stream::Config {
+        match self {
+            Self::PatientIndex => index_events_stream_config(),
+            Self::Consent => consent_events_stream_config(),
+        }
+    }
+
+    fn consumer(self) -> &'static str {
+        match self {
+            Self::PatientIndex => "record-aggregator-index-events",
+            Self::Consent => "record-aggregator-consent-events",
+        }
+    }
+}
+
+/// Why an event was not applied.
+enum Failure {
+    /// Not an event we can read: dead-lettered, never retried.
+    Malformed(String),
+    /// The database failed: redelivered.
+    Transient(AggregatorError),
+}
+
+/// Applies one source's events to links and view versions.
+#[derive(Debug, Clone)]
+pub struct Follower {
+    pub pool: PgPool,
+    pub nats: NatsBus,
+    pub source: Source,
+}
+
+impl Follower {
+    /// Follows until `stop`, re-attaching after any failure.
+    pub async fn run(self, attached: Arc<AtomicBool>, stop: CancellationToken) {
+        loop {
+            let outcome = tokio::select! {
+                () = stop.cancelled() => return,
+                outcome = self.follow(&attached) => outcome,
+            };
+            attached.store(false, Ordering::Release);
+            tracing::warn!(reason = %outcome, source = ?self.source, "event follower stopped; re-attaching");
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    async fn follow(&self, attached: &AtomicBool) -> String {
+        let stream = match self.nats.ensure_stream(self.source.stream()).await {
+            Ok(stream) => stream,
+            Err(error) => return error.to_string(),
+        };
+        let consumer = self
+            .nats
+            .ensure_pull_consumer(
+                &stream,
+                pull::Config {
+                    durable_name: Some(self.source.consumer().to_owned()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    ..Default::default()
+                },
+            )
+            .await;
+        let consumer = match consumer {
+            Ok(consumer) => consumer,
+            Err(error) => return error.to_string(),
+        };
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
+            Err(error) => return error.to_string(),
+        };
+        attached.store(true, Ordering::Release);
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(message) => self.handle(message).await,
+                Err(error) => return error.to_string(),
+            }
+        }
+        "the event stream ended".to_owned()
+    }
+
+    async fn handle(&self, message: Message) {
+        let subject = message.subject.to_string();
+        let span = tracing::info_span!("records.invalidate", messaging.system = "nats", messaging.destination.name = %subject);
+        if let Some(headers) = &message.headers {
+            let _ = span.set_parent(mcr_runtime::propagation::context_from_nats(headers));
+        }
+        let _entered = span.enter();
+        let outcome = match self.source {
+            Source::PatientIndex => self.apply_index_event(&subject, &message.payload).await,
+            Source::Consent => self.apply_consent_event(&message.payload).await,
+        };
+        let ack = match outcome {
+            Ok(kind) => {
+                metrics::counter!(INVALIDATIONS_METRIC, "event" => kind).increment(1);
+                message.ack().await
+            }
+            Err(Failure::Malformed(reason)) => {
+                self.dead_letter(&message, reason).await;
+                message.ack_with(AckKind::Term).await
+            }
+            Err(Failure::Transient(error)) => {
+                tracing::warn!(%error, "applying an event failed; it will be redelivered");
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await
+            }
+        };
+        if let Err(error) = ack {
+            tracing::warn!(%error, "acking an event failed; its redelivery is harmless");
+        }
+    }
+
+    async fn apply_index_event(
+        &self,
+        subject: &str,
+        payload: &[u8],
+    ) -> Result<&'static str, Failure> {
+        let malformed = |error: prost::DecodeError| {
+            Failure::Malformed(format!("undecodable index event: {error}"))
+        };
+        let (moves, kind) = if subject.ends_with("person.merged") {
+            let event = PersonMerged::decode(payload).map_err(malformed)?;
+            let to = person(&event.surviving_person_id)?;
+            let from = person(&event.merged_person_id)?;
+            ((event.moved_identifiers, from, to), "person_merged")
+        } else if subject.ends_with("person.unmerged") {
+            let event = PersonUnmerged::decode(payload).map_err(malformed)?;
+            let to = person(&event.restored_person_id)?;
+            let from = person(&event.surviving_person_id)?;
+            ((event.restored_identifiers, from, to), "person_unmerged")
+        } else if subject.ends_with("identifier.relinked") {
+            let event = IdentifierRelinked::decode(payload).map_err(malformed)?;
+            let to = person(&event.to_person_id)?;
+            let from = person(&event.from_person_id)?;
+            (
+                (event.identifier.into_iter().collect(), from, to),
+                "identifier_relinked",
+            )
+        } else {
+            return Err(Failure::Malformed(format!(
+                "no index event is published on {subject}"
+            )));
+        };
+        let (identifiers, from, to) = moves;
+        let mut links: Vec<(PatientKey, Uuid)> = identifiers
+            .into_iter()
+            .map(|identifier| (key(identifier), to))
+            .collect();
+        links.sort();
+        let applied = async {
+            let mut transaction = self.pool.begin().await?;
+            store::link_people(&mut transaction, &links).await?;
+            store::bump_views(&mut *transaction, &[from, to]).await?;
+            transaction.commit().await
+        }
+        .await;
+        applied.map_err(|error| Failure::Transient(error.into()))?;
+        Ok(kind)
+    }
+
+    async fn apply_consent_event(&self, payload: &[u8]) -> Result<&'static str, Failure> {
+        let event = ConsentChanged::decode(payload)
+            .map_err(|error| Failure::Malformed(format!("undecodable consent event: {error}")))?;
+        let person = person(&event.person_id)?;
+        store::bump_views(&self.pool, &[person])
+            .await
+            .map_err(|error| Failure::Transient(error.into()))?;
+        Ok("consent_changed")
+    }
+
+    async fn dead_letter(&self, message: &Message, reason: String) {
+        tracing::warn!(%reason, subject = %message.subject, "event dead-lettered");
+        let letter = DeadLetter {
+            reason: DeadLetterReason::Undecodable as i32,
+            reason_text: reason,
+            original_message: message.payload.to_vec(),
+            original_subject: message.subject.to_string(),
+            rejected_at: Some(timestamp(OffsetDateTime::now_utc())),
+            ..Default::default()
+        };
+        let published = async {
+            self.nats
+                .jetstream()
+                .publish(
+                    self.nats.subject(DEAD_LETTER_SUBJECT),
+                    letter.encode_to_vec().into(),
+                )
+                .await?
+                .await
+        }
+        .await;
+        if let Err(error) = published {
+            tracing::error!(%error, "a malformed event could not be dead-lettered; it is dropped after logging");
+        }
+    }
+}
+
+fn person(id: &str) -> Result<Uuid, Failure> {
+    Uuid::parse_str(id)
+        .map_err(|_| Failure::Malformed(format!("event names a malformed person id {id:?}")))
+}
+
+fn key(identifier: LocalIdentifier) -> PatientKey {
+    PatientKey {
+        organisation_code: identifier.organisation_code,
+        system: identifier.system,
+        value: identifier.value,
+    }
+}

@@ -1,0 +1,243 @@
+//! A person's whole record, unfiltered, as every view starts from it: from
+//! Redis when cached for the current view version, else assembled from
+//! PostgreSQL (once, however many requests miss together) and cached.
+//!
+//! The key carries the view version, which ingest, merges and consent
+//! changes bump in PostgreSQL before they ack: a read after an acked update
+//! reads the new version and so can never be served the old view. Redis
+//! errors are misses; correctness never depends on Redis.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mcr_proto::common::v1::Category;
+use mcr_runtime::redis_cache::RedisCache;
+use prost::Message;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::domain::StoredEntry;
+use crate::domain::view::sort_newest_first;
+use crate::error::AggregatorError;
+use crate::store;
+
+/// View cache lookups, by result (hit, miss, error).
+pub const CACHE_METRIC: &str = "mcr_records_view_cache_total";
+
+/// A person's whole record at one view version.
+#[derive(Debug)]
+pub struct PersonRecord {
+    pub view_version: u64,
+    /// Newest first.
+    pub entries: Vec<StoredEntry>,
+}
+
+type Building = Arc<OnceCell<Arc<PersonRecord>>>;
+
+/// Where views come from.
+#[derive(Debug, Clone)]
+pub struct Views {
+    pub pool: PgPool,
+    pub redis: Option<RedisCache>,
+    pub ttl: Duration,
+    /// Views being assembled in this process, so concurrent misses for one
+    /// person build it once.
+    pub building: Arc<Mutex<HashMap<(Uuid, u64), Building>>>,
+}
+
+impl Views {
+    /// The person's record at its current view version.
+    #[tracing::instrument(name = "records.load_view", skip(self), fields(view_version, cache))]
+    pub async fn record(&self, person: Uuid) -> Result<Arc<PersonRecord>, AggregatorError> {
+        let version = store::view_version(&self.pool, person).await?;
+        tracing::Span::current().record("view_version", version);
+        if let Some(record) = self.cached(person, version).await {
+            tracing::Span::current().record("cache", "hit");
+            return Ok(record);
+        }
+        tracing::Span::current().record("cache", "miss");
+        let building = {
+            let mut building = self
+                .building
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            building.entry((person, version)).or_default().clone()
+        };
+        let result = building
+            .get_or_try_init(|| self.assemble(person, version))
+            .await
+            .cloned();
+        let mut map = self
+            .building
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map
+            .get(&(person, version))
+            .is_some_and(|current| Arc::ptr_eq(current, &building))
+        {
+            map.remove(&(person, version));
+        }
+        result
+    }
+
+    async fn assemble(
+        &self,
+        person: Uuid,
+        version: u64,
+    ) -> Result<Arc<PersonRecord>, AggregatorError> {
+        let mut entries = store::entries_of(&self.pool, person).await?;
+        sort_newest_first(&mut entries);
+        let record = Arc::new(PersonRecord {
+            view_version: version,
+            entries,
+        });
+        self.store_in_cache(person, &record).await;
+        Ok(record)
+    }
+
+    fn key(redis: &RedisCache, person: Uuid, version: u64) -> String {
+        redis.key(&format!("view:{person}:{version}"))
+    }
+
+    #[tracing::instrument(name = "redis.get view", skip_all, fields(db.system = "redis"))]
+    async fn cached(&self, person: Uuid, version: u64) -> Option<Arc<PersonRecord>> {
+        let redis = self.redis.as_ref()?;
+        let mut connection = redis.connection();
+        let bytes: Result<Option<Vec<u8>>, _> = redis::cmd("GET")
+            .arg(Self::key(redis, person, version))
+            .query_async(&mut connection)
+            .await;
+        match bytes {
+            Ok(Some(bytes)) => match CachedView::decode(bytes.as_slice()) {
+                Ok(view) => {
+                    metrics::counter!(CACHE_METRIC, "result" => "hit").increment(1);
+                    Some(Arc::new(PersonRecord {
+                        view_version: version,
+                        entries: view
+                            .entries
+                            .into_iter()
+                            .filter_map(CachedEntry::into_entry)
+                            .collect(),
+                    }))
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "an unreadable cached view is ignored");
+                    metrics::counter!(CACHE_METRIC, "result" => "error").increment(1);
+                    None
+                }
+            },
+            Ok(None) => {
+                metrics::counter!(CACHE_METRIC, "result" => "miss").increment(1);
+                None
+            }
+            Err(error) => {
+                tracing::debug!(%error, "redis unavailable; assembling from postgresql");
+                metrics::counter!(CACHE_METRIC, "result" => "error").increment(1);
+                None
+            }
+        }
+    }
+
+    #[tracing::instrument(name = "redis.set view", skip_all, fields(db.system = "redis"))]
+    async fn store_in_cache(&self, person: Uuid, record: &PersonRecord) {
+        let Some(redis) = &self.redis else {
+            return;
+        };
+        let view = CachedView {
+            entries: record.entries.iter().map(CachedEntry::from_entry).collect(),
+        };
+        let mut connection = redis.connection();
+        let stored: Result<(), _> = redis::cmd("SET")
+            .arg(Self::key(redis, person, record.view_version))
+            .arg(view.encode_to_vec())
+            .arg("EX")
+            .arg(self.ttl.as_secs().max(1))
+            .query_async(&mut connection)
+            .await;
+        if let Err(error) = stored {
+            tracing::debug!(%error, "caching a view failed; the next read assembles it again");
+        }
+    }
+}
+
+/// A person's record as cached in Redis (protobuf: compact and fast).
+#[derive(Clone, PartialEq, prost::Message)]
+struct CachedView {
+    #[prost(message, repeated, tag = "1")]
+    entries: Vec<CachedEntry>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct CachedEntry {
+    #[prost(bytes = "vec", tag = "1")]
+    entry_id: Vec<u8>,
+    #[prost(int32, tag = "2")]
+    category: i32,
+    #[prost(int64, tag = "3")]
+    effective_time_nanos: i64,
+    #[prost(string, tag = "4")]
+    display_summary: String,
+    #[prost(string, tag = "5")]
+    resource_type: String,
+    #[prost(string, tag = "6")]
+    organisation_code: String,
+    #[prost(string, tag = "7")]
+    source_system: String,
+    #[prost(string, tag = "8")]
+    local_entry_id: String,
+    #[prost(uint64, tag = "9")]
+    version: u64,
+    #[prost(int64, tag = "10")]
+    last_updated_nanos: i64,
+    #[prost(string, tag = "11")]
+    group_key: String,
+    #[prost(string, tag = "12")]
+    fhir_resource_json: String,
+}
+
+impl CachedEntry {
+    fn from_entry(entry: &StoredEntry) -> Self {
+        Self {
+            entry_id: entry.entry_id.as_bytes().to_vec(),
+            category: entry.category as i32,
+            effective_time_nanos: nanos(entry.effective_time),
+            display_summary: entry.display_summary.clone(),
+            resource_type: entry.resource_type.clone(),
+            organisation_code: entry.organisation_code.clone(),
+            source_system: entry.source_system.clone(),
+            local_entry_id: entry.local_entry_id.clone(),
+            version: entry.version,
+            last_updated_nanos: nanos(entry.last_updated),
+            group_key: entry.group_key.clone(),
+            fhir_resource_json: entry.fhir_resource_json.clone(),
+        }
+    }
+
+    fn into_entry(self) -> Option<StoredEntry> {
+        Some(StoredEntry {
+            entry_id: Uuid::from_slice(&self.entry_id).ok()?,
+            category: Category::try_from(self.category).ok()?,
+            effective_time: from_nanos(self.effective_time_nanos)?,
+            display_summary: self.display_summary,
+            resource_type: self.resource_type,
+            organisation_code: self.organisation_code,
+            source_system: self.source_system,
+            local_entry_id: self.local_entry_id,
+            version: self.version,
+            last_updated: from_nanos(self.last_updated_nanos)?,
+            group_key: self.group_key,
+            fhir_resource_json: self.fhir_resource_json,
+        })
+    }
+}
+
+fn nanos(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+fn from_nanos(nanos: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).ok()
+}
