@@ -5,9 +5,14 @@
 //!   dead-letters what it rejects.
 //! - [`nhs_number`]: the Modulus 11 check of NHS Numbers.
 //! - [`stream`]: the JetStream streams of updates and dead letters.
+//! - [`builder`]: a typed `RecordUpdate` builder that validates.
+//! - [`publisher`]: JetStream publishing with de-duplication ids, trace
+//!   context, acks, retries and pipelined batches.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod builder;
 pub mod nhs_number;
+pub mod publisher;
 pub mod stream;
 pub mod validate;
