@@ -89,6 +89,9 @@ fn earliest(
     }
 }
 
+/// Why no basis for access was found.
+struct Denial(ReasonCode, String);
+
 /// The basis found for access before policy and restrictions apply.
 struct Basis {
     categories: CategorySet,
@@ -112,7 +115,7 @@ pub fn decide(input: &DecideInput<'_>, facts: &DecisionFacts, policy: &AccessPol
     };
     let basis = match basis {
         Ok(basis) => basis,
-        Err(denial) => return denial,
+        Err(Denial(code, text)) => return Decision::deny(code, text),
     };
     let mut decision = Decision::deny(basis.reason.code, String::new());
     decision.reasons.clear();
@@ -199,7 +202,7 @@ fn role_name(role: mcr_proto::common::v1::Role) -> &'static str {
     name.strip_prefix("ROLE_").unwrap_or(name)
 }
 
-fn emergency_basis(input: &DecideInput<'_>, facts: &DecisionFacts) -> Result<Basis, Decision> {
+fn emergency_basis(input: &DecideInput<'_>, facts: &DecisionFacts) -> Result<Basis, Denial> {
     let live = facts
         .grants
         .iter()
@@ -222,12 +225,12 @@ fn emergency_basis(input: &DecideInput<'_>, facts: &DecisionFacts) -> Result<Bas
             grant_id: Some(grant.grant_id),
             valid_until: Some(grant.expires_at),
         }),
-        None if !facts.grants.is_empty() => Err(Decision::deny(
+        None if !facts.grants.is_empty() => Err(Denial(
             ReasonCode::BreakGlassExpired,
             "the break-glass grant for this person has expired; break glass again if still needed"
                 .to_owned(),
         )),
-        None => Err(Decision::deny(
+        None => Err(Denial(
             ReasonCode::PurposeNotPermitted,
             "emergency access needs a break-glass grant for this person".to_owned(),
         )),
@@ -238,7 +241,7 @@ fn direct_care_basis(
     input: &DecideInput<'_>,
     facts: &DecisionFacts,
     organisation: &str,
-) -> Result<Basis, Decision> {
+) -> Result<Basis, Denial> {
     let now = input.now;
     let live_relationships: Vec<_> = facts
         .relationships
@@ -252,14 +255,14 @@ fn direct_care_basis(
             .filter_map(|relationship| relationship.end_time.filter(|end| *end <= now))
             .max();
         return Err(match last_ended {
-            Some(ended) => Decision::deny(
+            Some(ended) => Denial(
                 ReasonCode::CareRelationshipEnded,
                 format!(
                     "the care relationship between {organisation} and this person ended on {}",
                     date_text(ended)
                 ),
             ),
-            None => Decision::deny(
+            None => Denial(
                 ReasonCode::NoCareRelationship,
                 format!("no care relationship between {organisation} and this person"),
             ),
@@ -283,14 +286,14 @@ fn direct_care_basis(
         .collect();
     if live.is_empty() {
         return Err(if permissions.iter().any(|p| p.valid_from <= now) {
-            Decision::deny(
+            Denial(
                 ReasonCode::PermissionExpired,
                 format!(
                     "the permission to view given to {organisation} has expired or was withdrawn"
                 ),
             )
         } else {
-            Decision::deny(
+            Denial(
                 ReasonCode::NoPermissionToView,
                 format!("no permission to view recorded for {organisation}"),
             )

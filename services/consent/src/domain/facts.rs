@@ -92,11 +92,9 @@ impl ViewerScope {
         if self.organisation_codes.is_empty() && self.roles.is_empty() && self.user_ids.is_empty() {
             return true;
         }
-        self.organisation_codes
-            .iter()
-            .any(|code| *code == viewer.organisation_code)
+        self.organisation_codes.contains(&viewer.organisation_code)
             || self.roles.contains(&viewer.role)
-            || self.user_ids.iter().any(|user| *user == viewer.user_id)
+            || self.user_ids.contains(&viewer.user_id)
     }
 }
 

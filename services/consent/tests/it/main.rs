@@ -1,4 +1,12 @@
-//! Integration tests of mcr-consent against the real PostgreSQL, NATS and Redis.
+//! Integration tests of mcr-consent against the real PostgreSQL, NATS and
+//! Redis, with real identity and patient-index services.
+
+mod break_glass;
+mod changes;
+mod decisions;
+mod policy;
+mod support;
+mod validation;
 
 use mcr_runtime::McrService;
 
