@@ -8,6 +8,7 @@
 //! - [`builder`]: a typed `RecordUpdate` builder that validates.
 //! - [`publisher`]: JetStream publishing with de-duplication ids, trace
 //!   context, acks, retries and pipelined batches.
+//! - [`synthetic`]: a deterministic synthetic region for tests and benchmarks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -15,4 +16,5 @@ pub mod builder;
 pub mod nhs_number;
 pub mod publisher;
 pub mod stream;
+pub mod synthetic;
 pub mod validate;
