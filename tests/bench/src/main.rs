@@ -8,6 +8,7 @@
 
 mod audit;
 mod baseline;
+mod consent;
 mod febrl;
 mod identity;
 mod index_client;
@@ -26,7 +27,7 @@ struct Arguments {
     /// A shorter run (under five minutes), for CI and quick checks.
     #[arg(long)]
     quick: bool,
-    /// How many persons `patient-index` registers (default 1,000,000; 100,000 with --quick).
+    /// How many persons `patient-index` registers or `consent` loads (default 1,000,000; 100,000 with --quick).
     #[arg(long)]
     persons: Option<u64>,
 }
@@ -41,6 +42,8 @@ enum Benchmark {
     Febrl,
     /// Registration throughput and search latency over many synthetic persons.
     PatientIndex,
+    /// Decide latency and throughput over many persons holding consent facts.
+    Consent,
     /// Audit appends per second with the hash chain; QueryEvents p99 over a
     /// large store; VerifyChain per second.
     Audit,
@@ -55,6 +58,7 @@ async fn main() -> ExitCode {
         Benchmark::Audit => audit::run(arguments.quick).await,
         Benchmark::Febrl => febrl::run(arguments.quick).await,
         Benchmark::PatientIndex => patient_index::run(arguments.quick, arguments.persons).await,
+        Benchmark::Consent => consent::run(arguments.quick, arguments.persons).await,
     };
     match figures {
         Ok(figures) => {
