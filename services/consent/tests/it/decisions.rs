@@ -260,6 +260,26 @@ async fn every_role_sees_exactly_its_policy_categories_through_grpc() {
     let person = platform.person(None).await;
     relationship(&platform, &person, ORG, "ADM-9", None).await;
     permission(&platform, &person, &nurse_token, time::Duration::hours(8)).await;
+    // The provider key makes a repeat an update, not a second relationship.
+    let repeat = platform
+        .consent
+        .clone()
+        .record_care_relationship(with_token(
+            RecordCareRelationshipRequest {
+                person: by_id(&person),
+                organisation_code: ORG.to_owned(),
+                relationship_type: CareRelationshipType::Admission as i32,
+                start_time: at(-time::Duration::days(2)),
+                source_system: "PAS".to_owned(),
+                source_reference: "ADM-9".to_owned(),
+                ..RecordCareRelationshipRequest::default()
+            },
+            &platform.aggregator,
+        ))
+        .await
+        .expect("recording the same relationship again")
+        .into_inner();
+    assert!(!repeat.created);
     let policy = mcr_consent::domain::AccessPolicy::shipped().expect("shipped policy");
     for role in mcr_consent::domain::policy::ALL_ROLES {
         let response = decide(&platform, &person, &actor(role, ORG), Purpose::DirectCare).await;
