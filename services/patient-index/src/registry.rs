@@ -55,7 +55,40 @@ fn key_strings(keys: &[crate::domain::BlockingKey]) -> Vec<String> {
 
 impl Registry {
     /// Registers `identifier` with `demographics`: idempotent per identifier.
+    ///
+    /// Registrations that could be the same person (same date of birth, or
+    /// same NHS Number without one) run one at a time: two providers first
+    /// registering one person at the same moment would otherwise each see
+    /// no match and create two persons. The lock is transaction-scoped, so
+    /// a cancelled call (a caller's deadline) releases it with the rollback.
     pub async fn register(
+        &self,
+        identifier: &LocalIdentifier,
+        demographics: &PersonDemographics,
+    ) -> Result<Registered, IndexError> {
+        let lock_key = demographics
+            .birth_date
+            .map(|date| format!("dob:{date}"))
+            .or_else(|| {
+                demographics
+                    .nhs_number
+                    .as_ref()
+                    .map(|number| format!("nhs:{}", number.as_str()))
+            });
+        let Some(lock_key) = lock_key else {
+            return self.register_unserialised(identifier, demographics).await;
+        };
+        let mut lock = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(&lock_key)
+            .execute(&mut *lock)
+            .await?;
+        let registered = self.register_unserialised(identifier, demographics).await;
+        lock.rollback().await?;
+        registered
+    }
+
+    async fn register_unserialised(
         &self,
         identifier: &LocalIdentifier,
         demographics: &PersonDemographics,

@@ -403,3 +403,27 @@ async fn a_sensitive_persons_address_and_contacts_are_withheld_from_professional
         "the name is still shown"
     );
 }
+
+#[tokio::test]
+async fn one_person_first_registered_by_many_providers_at_once_is_one_person() {
+    let index = support::start().await;
+    let registrations = (0..8).map(|provider| {
+        let index = &index;
+        async move {
+            let mut record = person("Imogen", "Ashby", "1991-07-21", "CM20 1QX");
+            record.nhs_number_verification_status =
+                NhsNumberVerificationStatus::PresentAndVerified as i32;
+            record.nhs_number = "9434765919".to_owned();
+            index
+                .register(identifier(&format!("ORG{provider:03}"), "P1"), record)
+                .await
+                .expect("registration")
+                .person_id
+        }
+    });
+    let persons = futures::future::join_all(registrations).await;
+    assert!(
+        persons.iter().all(|person| *person == persons[0]),
+        "concurrent first registrations made several persons: {persons:?}"
+    );
+}

@@ -1,4 +1,13 @@
-//! Integration tests of mcr-record-aggregator against the real PostgreSQL, NATS and Redis.
+//! Integration tests of mcr-record-aggregator against the real PostgreSQL,
+//! NATS and Redis, with identity, patient-index and consent running in-process.
+
+// A panic is how a test reports a failure.
+#![allow(clippy::unwrap_used)]
+
+mod fhir;
+mod ingest;
+mod support;
+mod views;
 
 use mcr_runtime::McrService;
 

@@ -1,0 +1,328 @@
+//! Ingest: what connectors publish becomes the record exactly once, in
+//! version order, and what is invalid is dead-lettered with its reason.
+
+use mcr_connector::validate::subject_for;
+use mcr_proto::common::v1::{Category, Role};
+use mcr_proto::consent::v1::{CareRelationshipType, GetConsentSummaryRequest};
+use mcr_proto::patient_index::v1::MergePersonsRequest;
+use mcr_proto::records::v1::{DeadLetterReason, RecordUpdate};
+use mcr_testkit_identity::with_token;
+use mcr_testkit_platform::{Platform, local_person, person_id};
+use prost::Message;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_read_right_after_an_acked_update_sees_it_even_with_a_cached_view() {
+    let platform = Platform::start().await;
+    let first = medication(HOSPITAL, "H1", "med-1", 1, 10, "Amoxicillin 500mg")
+        .demographics(demographics("9434765919", "Rivers", "1980-04-02"))
+        .build()
+        .unwrap();
+    ingest(&platform, vec![first]).await;
+    let clinician = platform
+        .professional("dr.ward", HOSPITAL, Role::ClinicalPractitioner)
+        .await;
+    let person = local_person(HOSPITAL, "EPR", "H1");
+    platform.allow(&person, HOSPITAL, &clinician).await;
+
+    let before = read(&platform, &clinician, &person)
+        .await
+        .expect("a permitted view");
+    assert_eq!(summaries(&before), ["Amoxicillin 500mg"]);
+    // The second read is served from the cache...
+    let cached = read(&platform, &clinician, &person).await.unwrap();
+    assert_eq!(cached.view_version, before.view_version);
+
+    // ...and an acked update voids it: the very next read sees the update.
+    let later = observation(HOSPITAL, "H1", "obs-1", 20, "Haemoglobin 135 g/L")
+        .build()
+        .unwrap();
+    ingest(&platform, vec![later]).await;
+    let after = read(&platform, &clinician, &person).await.unwrap();
+    assert!(after.view_version > before.view_version);
+    assert_eq!(
+        summaries(&after),
+        ["Haemoglobin 135 g/L", "Amoxicillin 500mg"],
+        "newest first"
+    );
+    let source = after.entries[0].source.as_ref().unwrap();
+    assert_eq!(
+        (source.organisation_code.as_str(), source.system.as_str()),
+        (HOSPITAL, "EPR")
+    );
+    assert_eq!(source.organisation_name, format!("Organisation {HOSPITAL}"));
+}
+
+#[tokio::test]
+async fn out_of_order_and_duplicate_deliveries_keep_the_newest_version_once() {
+    let platform = Platform::start().await;
+    let version = |number: u64, summary: &str| {
+        medication(HOSPITAL, "H2", "med-7", number, 5, summary)
+            .demographics(demographics("9434765870", "Stone", "1975-01-30"))
+            .build()
+            .unwrap()
+    };
+    let mut duplicate = version(3, "Dose 3");
+    // A republished copy with a new message id gets past JetStream's de-duplication.
+    duplicate.message_id = "republished-by-a-retrying-connector".to_owned();
+    ingest(
+        &platform,
+        vec![
+            version(3, "Dose 3"),
+            version(1, "Dose 1"),
+            duplicate,
+            version(2, "Dose 2"),
+        ],
+    )
+    .await;
+    let clinician = platform
+        .professional("dr.order", HOSPITAL, Role::ClinicalPractitioner)
+        .await;
+    let person = local_person(HOSPITAL, "EPR", "H2");
+    platform.allow(&person, HOSPITAL, &clinician).await;
+    let view = read(&platform, &clinician, &person).await.unwrap();
+    assert_eq!(
+        summaries(&view),
+        ["Dose 3"],
+        "one entry, the newest version"
+    );
+    assert_eq!(view.entries[0].source.as_ref().unwrap().version, 3);
+}
+
+#[tokio::test]
+async fn a_delete_removes_the_entry_and_a_late_older_upsert_cannot_bring_it_back() {
+    let platform = Platform::start().await;
+    let create = medication(HOSPITAL, "H3", "med-9", 1, 3, "Ramipril 5mg")
+        .demographics(demographics("9434765838", "Hale", "1960-12-12"))
+        .build()
+        .unwrap();
+    let keep = observation(HOSPITAL, "H3", "obs-9", 4, "Sodium 140")
+        .build()
+        .unwrap();
+    ingest(&platform, vec![create.clone(), keep]).await;
+    let delete =
+        mcr_connector::builder::RecordUpdateBuilder::delete(HOSPITAL, "EPR", Category::Medications)
+            .patient("EPR", "H3")
+            .entry("med-9", 2)
+            .build()
+            .unwrap();
+    let mut late = create;
+    late.message_id = "late-redelivery-of-version-1".to_owned();
+    ingest(&platform, vec![delete, late]).await;
+    let clinician = platform
+        .professional("dr.delete", HOSPITAL, Role::ClinicalPractitioner)
+        .await;
+    let person = local_person(HOSPITAL, "EPR", "H3");
+    platform.allow(&person, HOSPITAL, &clinician).await;
+    let view = read(&platform, &clinician, &person).await.unwrap();
+    assert_eq!(summaries(&view), ["Sodium 140"]);
+}
+
+/// Publishes raw bytes on `subject` (unscoped), bypassing the connector's checks.
+async fn publish_raw(platform: &Platform, subject: &str, payload: Vec<u8>) {
+    platform
+        .jetstream()
+        .publish(platform.environment().subject(subject), payload.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn each_invalid_update_is_dead_lettered_once_with_its_reason_and_original_bytes() {
+    let platform = Platform::start().await;
+    let valid = || {
+        medication(HOSPITAL, "H4", "med-1", 1, 1, "Aspirin 75mg")
+            .demographics(demographics("9434765919", "Moss", "1990-06-06"))
+            .build()
+            .unwrap()
+    };
+    let medications = subject_for(HOSPITAL, Category::Medications);
+    let mut cases: Vec<(String, Vec<u8>, DeadLetterReason)> = vec![(
+        medications.clone(),
+        b"\xff\x00 not a RecordUpdate".to_vec(),
+        DeadLetterReason::Undecodable,
+    )];
+    cases.push((
+        subject_for(HOSPITAL, Category::TestResults),
+        valid().encode_to_vec(),
+        DeadLetterReason::UnknownCategory,
+    ));
+    let mut mismatch = valid();
+    mismatch.resource_type = "Observation".to_owned();
+    mismatch.fhir_resource_json =
+        r#"{"resourceType":"Observation","status":"final","code":{"text":"x"}}"#.to_owned();
+    cases.push((
+        medications.clone(),
+        mismatch.encode_to_vec(),
+        DeadLetterReason::ResourceTypeMismatch,
+    ));
+    let mut missing_status = valid();
+    missing_status.fhir_resource_json =
+        r#"{"resourceType":"MedicationStatement","subject":{"reference":"Patient/p"}}"#.to_owned();
+    cases.push((
+        medications.clone(),
+        missing_status.encode_to_vec(),
+        DeadLetterReason::InvalidFhirResource,
+    ));
+    let mut bad_nhs = valid();
+    if let Some(demographics) = bad_nhs.demographics.as_mut() {
+        demographics.nhs_number = "9434765918".to_owned();
+    }
+    cases.push((
+        medications.clone(),
+        bad_nhs.encode_to_vec(),
+        DeadLetterReason::InvalidNhsNumber,
+    ));
+    let mut no_entry = valid();
+    no_entry.local_entry_id = String::new();
+    cases.push((
+        medications.clone(),
+        no_entry.encode_to_vec(),
+        DeadLetterReason::InvalidField,
+    ));
+    let mut unregistrable = valid();
+    unregistrable.patient_identifier.as_mut().unwrap().value = "H-unknown".to_owned();
+    if let Some(demographics) = unregistrable.demographics.as_mut() {
+        demographics.birth_date = "2999-01-01".to_owned();
+    }
+    cases.push((
+        medications.clone(),
+        unregistrable.encode_to_vec(),
+        DeadLetterReason::PersonRejected,
+    ));
+
+    for (subject, payload, _) in &cases {
+        publish_raw(&platform, subject, payload.clone()).await;
+    }
+    platform.wait_for_ingest(TIME).await;
+    let letters = dead_letters(&platform).await;
+    assert_eq!(
+        letters.len(),
+        cases.len(),
+        "one dead letter per invalid update: {letters:?}"
+    );
+    for (subject, payload, reason) in &cases {
+        let letter = letters
+            .iter()
+            .find(|letter| &letter.original_message == payload)
+            .unwrap_or_else(|| panic!("no dead letter for the {reason:?} case"));
+        assert_eq!(letter.reason(), *reason, "{}", letter.reason_text);
+        assert_eq!(&letter.original_subject, subject);
+        assert!(!letter.reason_text.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_care_relationship_carried_by_an_update_reaches_consent() {
+    let platform = Platform::start().await;
+    let admission = medication(HOSPITAL, "H5", "med-1", 1, 2, "Paracetamol")
+        .demographics(demographics("9434765919", "Ford", "1988-08-08"))
+        .carries(CareRelationshipType::Admission, "ADM-77", at(1), None)
+        .build()
+        .unwrap();
+    ingest(&platform, vec![admission]).await;
+    let clinician = platform
+        .professional("dr.admit", HOSPITAL, Role::ClinicalPractitioner)
+        .await;
+    // Reading a consent summary needs a care relationship: the carried one.
+    let summary = platform
+        .consent_client()
+        .await
+        .get_consent_summary(with_token(
+            GetConsentSummaryRequest {
+                person: Some(local_person(HOSPITAL, "EPR", "H5")),
+                include_history: false,
+                include_fhir: false,
+            },
+            &clinician,
+        ))
+        .await
+        .expect("the hospital has a care relationship")
+        .into_inner();
+    let relationship = &summary.care_relationships[0];
+    assert_eq!(relationship.organisation_code, HOSPITAL);
+    assert_eq!(relationship.source_reference, "ADM-77");
+    assert_eq!(relationship.source_system, "EPR");
+}
+
+#[tokio::test]
+async fn a_merge_brings_the_merged_persons_entries_into_the_survivors_view() {
+    let platform = Platform::start().await;
+    let hospital_copy = medication(HOSPITAL, "H6", "med-1", 1, 2, "Metformin 500mg")
+        .demographics(demographics("9434765919", "Nash", "1970-03-03"))
+        .build()
+        .unwrap();
+    let gp_copy: RecordUpdate = observation(GP, "G6", "obs-1", 3, "HbA1c 48")
+        .demographics(demographics("", "Quill", "1955-11-11"))
+        .build()
+        .unwrap();
+    ingest(&platform, vec![hospital_copy, gp_copy]).await;
+    let mut index = platform.index_client().await;
+    let service = platform.service_token().await;
+    let resolve = |organisation: &'static str, value: &'static str| {
+        let mut index = index.clone();
+        let service = service.clone();
+        async move {
+            index
+                .resolve_local_identifier(with_token(
+                    mcr_proto::patient_index::v1::ResolveLocalIdentifierRequest {
+                        local_identifier: Some(mcr_proto::common::v1::LocalIdentifier {
+                            organisation_code: organisation.to_owned(),
+                            system: "EPR".to_owned(),
+                            value: value.to_owned(),
+                        }),
+                    },
+                    &service,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .person_id
+        }
+    };
+    let survivor = resolve(HOSPITAL, "H6").await;
+    let merged = resolve(GP, "G6").await;
+    assert_ne!(survivor, merged, "different demographics make two persons");
+
+    let clinician = platform
+        .professional("dr.merge", HOSPITAL, Role::ClinicalPractitioner)
+        .await;
+    let person = person_id(&survivor);
+    platform.allow(&person, HOSPITAL, &clinician).await;
+    assert_eq!(
+        summaries(&read(&platform, &clinician, &person).await.unwrap()),
+        ["Metformin 500mg"]
+    );
+
+    let admin = platform
+        .professional("index.admin", "MCR001", Role::SystemAdministrator)
+        .await;
+    index
+        .merge_persons(with_token(
+            MergePersonsRequest {
+                surviving_person_id: survivor.clone(),
+                merged_person_id: merged,
+                reason: "the same patient registered twice".to_owned(),
+                review_item_id: String::new(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("the merge");
+    let deadline = tokio::time::Instant::now() + TIME;
+    loop {
+        let view = read(&platform, &clinician, &person).await.unwrap();
+        if summaries(&view) == ["HbA1c 48", "Metformin 500mg"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the merge never reached the view: {:?}",
+            summaries(&view)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
