@@ -8,11 +8,13 @@
 //! - [`builder`]: a typed `RecordUpdate` builder that validates.
 //! - [`publisher`]: JetStream publishing with de-duplication ids, trace
 //!   context, acks, retries and pipelined batches.
+//! - [`fhir_input`]: FHIR resources and Bundles a provider has, as updates.
 //! - [`synthetic`]: a deterministic synthetic region for tests and benchmarks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod builder;
+pub mod fhir_input;
 pub mod nhs_number;
 pub mod publisher;
 pub mod stream;

@@ -301,7 +301,7 @@ enum Failure {
 fn classify(error: async_nats::jetstream::context::PublishError) -> Failure {
     match error.kind() {
         PublishErrorKind::StreamNotFound => Failure::Permanent(
-            "no stream captures this subject; create MCR_RECORDS (stream::records_stream_config) first"
+            "no stream captures this subject: create the MCR_RECORDS stream first (Publisher::ensure_streams, mcr-connector --ensure-streams, or start the record aggregator)"
                 .to_owned(),
         ),
         PublishErrorKind::MaxPayloadExceeded
