@@ -2,3 +2,4 @@
 //! every test in its own namespace.
 
 mod publisher;
+mod streams;
