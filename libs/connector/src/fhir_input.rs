@@ -107,12 +107,65 @@ pub fn updates_from_json(
     entries
         .iter()
         .enumerate()
-        .filter_map(|(index, entry)| entry.get("resource").map(|resource| (index, resource)))
-        .map(|(index, resource)| {
+        .map(|(index, entry)| {
             let location = format!("Bundle entry {}", index + 1);
-            update_from_resource(resource, options, &location, false)
+            match entry.get("resource") {
+                Some(resource) => update_from_resource(resource, options, &location, false),
+                None => delete_from_request(entry, options, &location),
+            }
         })
         .collect()
+}
+
+/// A transaction entry `{"request": {"method": "DELETE", "url": "Type/id"}}`
+/// as a delete of that entry; any other entry without a resource is an
+/// error, never skipped.
+fn delete_from_request(
+    entry: &Value,
+    options: &InputOptions,
+    location: &str,
+) -> Result<RecordUpdate, InputError> {
+    let request = entry.get("request");
+    let method = request
+        .and_then(|r| r.get("method"))
+        .and_then(Value::as_str);
+    let url = request.and_then(|r| r.get("url")).and_then(Value::as_str);
+    let (Some("DELETE"), Some(url)) = (method, url) else {
+        return Err(InputError::NotFhir(format!(
+            "{location} has no resource and is not a DELETE request"
+        )));
+    };
+    let Some((resource_type, entry_id)) = url.trim_start_matches('/').split_once('/') else {
+        return Err(InputError::NotFhir(format!(
+            "{location}: a DELETE url must be Type/id"
+        )));
+    };
+    delete_update(resource_type, entry_id, options, location)
+}
+
+/// A delete of the organisation's entry `entry_id` of `resource_type`.
+pub fn delete_update(
+    resource_type: &str,
+    entry_id: &str,
+    options: &InputOptions,
+    location: &str,
+) -> Result<RecordUpdate, InputError> {
+    let category = match options.category {
+        Some(category) => category,
+        None => infer_category(resource_type).map_err(|reason| InputError::Category {
+            location: location.to_owned(),
+            reason,
+        })?,
+    };
+    RecordUpdateBuilder::delete(&options.organisation_code, &options.source_system, category)
+        .patient(&options.patient_system, &options.patient_value)
+        .entry(entry_id, options.version)
+        .resource_type(resource_type)
+        .build()
+        .map_err(|rejection| InputError::Invalid {
+            location: location.to_owned(),
+            rejection,
+        })
 }
 
 fn update_from_resource(
@@ -343,6 +396,30 @@ mod tests {
             updates_from_json("[]", &options()),
             Err(InputError::NotFhir(_))
         ));
+    }
+
+    #[test]
+    fn a_delete_request_becomes_a_delete_and_other_empty_entries_are_errors() {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"request": {"method": "DELETE", "url": "MedicationStatement/m1"}}
+        ]});
+        let updates = updates_from_json(&bundle.to_string(), &options());
+        let Ok(updates) = updates else {
+            panic!("{updates:?}");
+        };
+        assert_eq!(
+            updates[0].operation,
+            mcr_proto::records::v1::RecordOperation::Delete as i32
+        );
+        assert_eq!(updates[0].local_entry_id, "m1");
+        assert!(updates[0].fhir_resource_json.is_empty());
+
+        let bundle = json!({"resourceType": "Bundle", "entry": [{"fullUrl": "urn:uuid:1"}]});
+        let outcome = updates_from_json(&bundle.to_string(), &options());
+        assert!(
+            matches!(&outcome, Err(InputError::NotFhir(text)) if text.contains("Bundle entry 1")),
+            "{outcome:?}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use mcr_connector::fhir_input::{InputOptions, updates_from_json};
+use mcr_connector::fhir_input::{InputOptions, delete_update, updates_from_json};
 use mcr_connector::publisher::Publisher;
 use mcr_connector::validate::{category_from_token, category_token, is_organisation_code};
 use mcr_proto::common::v1::Category;
@@ -57,6 +57,10 @@ struct Arguments {
     /// Create the records streams when missing (needs the permission to).
     #[arg(long)]
     ensure_streams: bool,
+    /// Delete the organisation's entry TYPE/ID (repeatable), e.g.
+    /// Observation/o1; needs --category where the type fits several.
+    #[arg(long, value_name = "TYPE/ID")]
+    delete: Vec<String>,
     /// Check and print what would be published, without publishing.
     #[arg(long)]
     dry_run: bool,
@@ -82,7 +86,31 @@ async fn run(arguments: Arguments) -> anyhow::Result<bool> {
     let options = input_options(&arguments)?;
     let mut updates: Vec<(String, RecordUpdate)> = Vec::new();
     let mut all_valid = true;
-    for (name, text) in read_inputs(&arguments.files)? {
+    for target in &arguments.delete {
+        let outcome = match target.split_once('/') {
+            Some((resource_type, entry_id)) => {
+                delete_update(resource_type, entry_id, &options, "--delete")
+            }
+            None => {
+                eprintln!("--delete {target:?} must be TYPE/ID, e.g. Observation/o1");
+                all_valid = false;
+                continue;
+            }
+        };
+        match outcome {
+            Ok(update) => updates.push(("--delete".to_owned(), update)),
+            Err(error) => {
+                eprintln!("{error}");
+                all_valid = false;
+            }
+        }
+    }
+    let inputs = if arguments.delete.is_empty() || !arguments.files.is_empty() {
+        read_inputs(&arguments.files)?
+    } else {
+        Vec::new()
+    };
+    for (name, text) in inputs {
         match updates_from_json(&text, &options) {
             Ok(found) => updates.extend(found.into_iter().map(|update| (name.clone(), update))),
             Err(error) => {
