@@ -16,6 +16,8 @@
 
 mod fhir;
 #[cfg(test)]
+mod fhir_tests;
+#[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod tests;
