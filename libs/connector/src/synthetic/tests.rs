@@ -132,3 +132,30 @@ fn a_region_of_ten_thousand_people_generates_quickly() {
     // catches an accidental quadratic, not a slow machine.
     assert!(elapsed.as_secs() < 60, "{count} updates took {elapsed:?}");
 }
+
+#[test]
+fn every_resource_is_fhir_r4_to_a_strict_model_library() {
+    use fhirbolt::model::r4::Resource;
+    use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
+
+    let mut types = HashSet::new();
+    for update in Region::generate(8, 400).updates() {
+        if update.fhir_resource_json.is_empty() {
+            continue;
+        }
+        let parsed: Result<Resource, _> = fhirbolt::json::from_str(
+            &update.fhir_resource_json,
+            Some(DeserializationConfig {
+                mode: DeserializationMode::Strict,
+            }),
+        );
+        if let Err(error) = parsed {
+            panic!(
+                "{} is not valid FHIR R4: {error}\n{}",
+                update.resource_type, update.fhir_resource_json
+            );
+        }
+        types.insert(update.resource_type);
+    }
+    assert!(types.len() >= 15, "only {types:?}");
+}
