@@ -102,8 +102,11 @@ pub async fn run_relay(nats: NatsBus, pool: PgPool, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(RELAY_INTERVAL) => {}
         }
-        if let Err(error) = relay_once(&nats, &pool).await {
-            tracing::warn!(%error, "consent outbox relay pass failed; retrying");
+        tokio::select! {
+            () = stop.cancelled() => return,
+            relayed = relay_once(&nats, &pool) => if let Err(error) = relayed {
+                tracing::warn!(%error, "consent outbox relay pass failed; retrying");
+            },
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 mod grpc;
 mod index;
+mod merges;
 mod policy_files;
 mod store;
 
@@ -118,6 +119,8 @@ impl McrService for ConsentService {
         };
         let directory = index::PersonDirectory::new(&config.patient_index_url, tokens)
             .map_err(|error| StartupError::Service(format!("invalid settings: {error}")))?;
+        let auditor =
+            audit::Auditor::new(mcr_audit_client::AuditPublisher::new(context.nats.clone()));
         let api = grpc::ConsentApi {
             pool: context.postgres.clone(),
             nats: context.nats.clone(),
@@ -137,6 +140,12 @@ impl McrService for ConsentService {
             context.postgres.clone(),
             context.shutdown.clone(),
         ));
+        let follower = merges::MergeFollower {
+            pool: context.postgres.clone(),
+            nats: context.nats.clone(),
+            auditor,
+        };
+        context.tasks.spawn(follower.run(context.shutdown.clone()));
         let server = ConsentServer::new(api).max_decoding_message_size(context.max_message_bytes());
         Ok(tonic::service::Routes::new(
             AuthLayer::new(verifier, &[]).layer(server),

@@ -74,7 +74,18 @@ impl ConsentApi {
                     })
                     .transpose()?
             };
-            item.subject = subject;
+            // After a merge the row names the current owner; bodies may not.
+            item.person_id = row.person_id.to_string();
+            item.subject = subject.map(|subject| match subject {
+                review_item::Subject::BreakGlassGrant(mut grant) => {
+                    grant.person_id = item.person_id.clone();
+                    review_item::Subject::BreakGlassGrant(grant)
+                }
+                review_item::Subject::CareRelationship(mut relationship) => {
+                    relationship.person_id = item.person_id.clone();
+                    review_item::Subject::CareRelationship(relationship)
+                }
+            });
             items.push(item);
         }
         Ok(items)

@@ -74,6 +74,29 @@ impl ConsentApi {
             )
             .await?,
         )?;
+        // Bodies keep the person id they were recorded under; after a merge
+        // the facts belong to the survivor.
+        let owner = person_id.to_string();
+        let mut opt_outs = opt_outs;
+        let mut permissions = permissions;
+        let mut care_relationships = care_relationships;
+        let mut restrictions = restrictions;
+        let mut break_glass_grants = break_glass_grants;
+        opt_outs
+            .iter_mut()
+            .for_each(|fact| fact.person_id.clone_from(&owner));
+        permissions
+            .iter_mut()
+            .for_each(|fact| fact.person_id.clone_from(&owner));
+        care_relationships
+            .iter_mut()
+            .for_each(|fact| fact.person_id.clone_from(&owner));
+        restrictions
+            .iter_mut()
+            .for_each(|fact| fact.person_id.clone_from(&owner));
+        break_glass_grants
+            .iter_mut()
+            .for_each(|fact| fact.person_id.clone_from(&owner));
         let consent_version = store::consent_version(pool, person_id).await?;
         let (in_force, withdrawn): (Vec<OptOut>, Vec<OptOut>) = opt_outs
             .into_iter()

@@ -7,10 +7,12 @@
 
 mod decide;
 mod facts;
+mod merges;
 mod review;
 
 pub use decide::decision_facts;
 pub use facts::*;
+pub use merges::*;
 pub use review::*;
 
 use sqlx::{PgPool, Postgres, Row, Transaction};

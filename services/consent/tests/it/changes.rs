@@ -300,3 +300,121 @@ async fn summary_returns_facts_history_and_fhir_consents() {
     );
     assert!(as_officer.fhir_consents_json.is_empty());
 }
+
+#[tokio::test]
+async fn facts_follow_patient_index_merges_and_unmerges() {
+    use mcr_proto::common::v1::Purpose;
+    use mcr_proto::patient_index::v1::{
+        MergePersonsRequest, UnmergePersonRequest, unmerge_person_request,
+    };
+    let platform = support::start().await;
+    let admin = platform.identity.admin_token().await;
+    let clerk = platform.user(Role::AdminClerical, ORG).await;
+    let nurse = platform.user(Role::Nurse, ORG).await;
+    let surviving = platform.person(None).await;
+    let merged = platform.person(None).await;
+    for person in [&surviving, &merged] {
+        crate::decisions::relationship(&platform, person, ORG, &format!("ADM-{person}"), None)
+            .await;
+        crate::decisions::permission(&platform, person, &nurse, time::Duration::hours(4)).await;
+    }
+    platform
+        .consent
+        .clone()
+        .record_opt_out(with_token(
+            RecordOptOutRequest {
+                person: by_id(&merged),
+                ..RecordOptOutRequest::default()
+            },
+            &clerk,
+        ))
+        .await
+        .expect("opting out the person about to be merged away");
+    let viewer = support::actor_of(&nurse);
+    let opted_out = |response: &DecideResponse| {
+        response.reasons.first().map(|r| r.code) == Some(ReasonCode::OptedOut as i32)
+    };
+    assert!(!opted_out(
+        &crate::decisions::decide(&platform, &surviving, &viewer, Purpose::DirectCare).await
+    ));
+
+    let merge_id = platform
+        .index
+        .clone()
+        .merge_persons(with_token(
+            MergePersonsRequest {
+                surviving_person_id: surviving.clone(),
+                merged_person_id: merged.clone(),
+                reason: "same person registered twice".to_owned(),
+                review_item_id: String::new(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("merging")
+        .into_inner()
+        .merge_id;
+    let mut followed = false;
+    for _ in 0..50 {
+        if opted_out(
+            &crate::decisions::decide(&platform, &surviving, &viewer, Purpose::DirectCare).await,
+        ) {
+            followed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        followed,
+        "the merged-away person's opt-out must deny the survivor"
+    );
+    let summary = platform
+        .consent
+        .clone()
+        .get_consent_summary(with_token(
+            GetConsentSummaryRequest {
+                person: by_id(&surviving),
+                ..GetConsentSummaryRequest::default()
+            },
+            &nurse,
+        ))
+        .await
+        .expect("summary")
+        .into_inner();
+    assert_eq!(summary.care_relationships.len(), 2);
+    assert_eq!(summary.opt_out.expect("opt-out moved").person_id, surviving);
+
+    platform
+        .index
+        .clone()
+        .unmerge_person(with_token(
+            UnmergePersonRequest {
+                target: Some(unmerge_person_request::Target::MergeId(merge_id)),
+                reason: "two people after all".to_owned(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("unmerging");
+    let mut restored = false;
+    for _ in 0..50 {
+        let survivor =
+            crate::decisions::decide(&platform, &surviving, &viewer, Purpose::DirectCare).await;
+        let again =
+            crate::decisions::decide(&platform, &merged, &viewer, Purpose::DirectCare).await;
+        if !opted_out(&survivor) && opted_out(&again) {
+            assert_eq!(
+                survivor.decision,
+                Decision::Permit as i32,
+                "the survivor's own facts stayed"
+            );
+            restored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        restored,
+        "an unmerge moves exactly the merged person's facts back"
+    );
+}
