@@ -24,9 +24,11 @@ pub const RECORDS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// How long dead letters are kept for someone to look at them.
 pub const DEAD_LETTER_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
-/// The records stream: file storage, de-duplication on `Nats-Msg-Id`,
-/// messages up to 1 MiB plus headers (larger ones are refused by the server
-/// before they can reach the aggregator).
+/// The records stream: file storage, de-duplication on `Nats-Msg-Id`.
+/// No message size limit of its own: the server's `max_payload` bounds what
+/// is stored, and the aggregator dead-letters anything over
+/// [`crate::validate::MAX_MESSAGE_BYTES`] with a reason rather than the
+/// publisher getting a bare refusal.
 pub fn records_stream_config() -> stream::Config {
     stream::Config {
         name: RECORDS_STREAM.to_owned(),
