@@ -5,6 +5,7 @@ mod break_glass;
 mod decide;
 mod facts;
 mod relationships;
+mod restrictions;
 mod review;
 mod summary;
 
