@@ -92,6 +92,7 @@ async fn the_example_connector_publishes_a_bundle_from_stdin() {
             .contains("(AllergyIntolerance, plans_and_alerts)")
     );
     assert_eq!(stored(&environment.id).await, 2);
+    crate::remove_streams(&environment.id).await;
 }
 
 #[tokio::test]
@@ -151,4 +152,5 @@ async fn the_synthetic_region_is_published_whole() {
         published.stdout
     );
     assert_eq!(stored(&environment.id).await, count);
+    crate::remove_streams(&environment.id).await;
 }

@@ -106,6 +106,7 @@ async fn a_duplicate_publish_is_stored_once() {
     assert!(matches!(first, Ok(ref ack) if !ack.duplicate), "{first:?}");
     assert!(matches!(second, Ok(ref ack) if ack.duplicate), "{second:?}");
     assert_eq!(fixture.stored_messages().await, 1);
+    crate::remove_streams(&fixture.environment.id).await;
 }
 
 #[tokio::test]
@@ -121,6 +122,7 @@ async fn an_invalid_update_is_refused_before_it_is_sent() {
         other => panic!("expected an invalid-update error, got {other:?}"),
     }
     assert_eq!(fixture.stored_messages().await, 0);
+    crate::remove_streams(&fixture.environment.id).await;
 }
 
 #[tokio::test]
@@ -149,6 +151,7 @@ async fn the_message_carries_its_id_and_trace_context_on_its_subject() {
     );
     let decoded = RecordUpdate::decode(message.payload.clone());
     assert_eq!(decoded.ok(), Some(update));
+    crate::remove_streams(&fixture.environment.id).await;
 }
 
 #[tokio::test]
@@ -188,4 +191,5 @@ async fn a_batch_keeps_acks_in_flight_and_reports_every_update() {
     assert_eq!(report.failures.len(), 1);
     assert!(matches!(report.failures[0].1, PublishError::Invalid(_)));
     assert_eq!(fixture.stored_messages().await, 2_000);
+    crate::remove_streams(&fixture.environment.id).await;
 }

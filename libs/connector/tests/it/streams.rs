@@ -69,6 +69,7 @@ async fn streams_ensured_by_the_bus_take_the_publishers_updates_and_dead_letters
     let again = publisher.publish_all(region.updates()).await;
     assert_eq!(again.duplicates, count);
     assert_eq!(messages(&nats, RECORDS_STREAM).await, count);
+    crate::remove_streams(&environment.id).await;
 }
 
 #[tokio::test]
@@ -84,4 +85,5 @@ async fn ensuring_streams_twice_is_harmless() {
             .await
             .unwrap_or_else(|error| panic!("{error}"));
     }
+    crate::remove_streams(&environment.id).await;
 }
