@@ -70,6 +70,9 @@ impl McrService for PatientIndexService {
             registry: registry::Registry {
                 pool: context.postgres.clone(),
                 model: Arc::new(model),
+                serialised: Arc::new(tokio::sync::Semaphore::new(
+                    (context.settings.runtime.database.max_connections as usize / 2).max(1),
+                )),
             },
             curation: curation::Curation {
                 pool: context.postgres.clone(),

@@ -36,6 +36,11 @@ pub struct Registered {
 pub struct Registry {
     pub pool: PgPool,
     pub model: Arc<MatchModel>,
+    /// Serialised registrations in flight at once. Each holds one pooled
+    /// connection for its lock and needs another for its queries, so at most
+    /// half the pool may hold locks, or the pool could run dry with every
+    /// holder waiting for a second connection.
+    pub serialised: Arc<tokio::sync::Semaphore>,
 }
 
 /// Today's date in UTC, the bound of "not in the future".
@@ -78,6 +83,9 @@ impl Registry {
         let Some(lock_key) = lock_key else {
             return self.register_unserialised(identifier, demographics).await;
         };
+        let _turn = self.serialised.acquire().await.map_err(|_| {
+            IndexError::FailedPrecondition("the index is shutting down; retry".to_owned())
+        })?;
         let mut lock = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(&lock_key)

@@ -118,7 +118,7 @@ pub async fn write_entries(
                               patient_system, patient_value, version, deleted, category,
                               effective_time, resource_type, fhir_resource, display_summary,
                               group_key, last_updated)
-         SELECT *, now() FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+         SELECT *, clock_timestamp() FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                                      $6::text[], $7::int8[], $8::bool[], $9::int2[],
                                      $10::timestamptz[], $11::text[], $12::text[], $13::text[],
                                      $14::text[])

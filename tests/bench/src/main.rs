@@ -12,8 +12,10 @@ mod consent;
 mod febrl;
 mod identity;
 mod index_client;
+mod ingest;
 mod patient_index;
 mod stats;
+mod view;
 
 use std::process::ExitCode;
 
@@ -34,6 +36,10 @@ struct Arguments {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Benchmark {
+    /// Record updates per second from publish to committed; freshness.
+    Ingest,
+    /// GetCareRecord of a 200-entry record, cached and uncached; views/s.
+    View,
     /// Round trip of a trivial unary RPC over loopback: what this machine does at all.
     Baseline,
     /// Token verification per second on one core; Authenticate latency.
@@ -59,6 +65,8 @@ async fn main() -> ExitCode {
         Benchmark::Febrl => febrl::run(arguments.quick).await,
         Benchmark::PatientIndex => patient_index::run(arguments.quick, arguments.persons).await,
         Benchmark::Consent => consent::run(arguments.quick, arguments.persons).await,
+        Benchmark::Ingest => ingest::run(arguments.quick).await,
+        Benchmark::View => view::run(arguments.quick).await,
     };
     match figures {
         Ok(figures) => {
