@@ -26,6 +26,8 @@ use crate::store;
 
 /// View cache lookups, by result (hit, miss, error).
 pub const CACHE_METRIC: &str = "mcr_records_view_cache_total";
+/// Views assembled from PostgreSQL (a miss, or Redis unavailable).
+pub const BUILDS_METRIC: &str = "mcr_records_view_builds_total";
 
 /// A person's whole record at one view version.
 #[derive(Debug)]
@@ -88,6 +90,7 @@ impl Views {
         person: Uuid,
         version: u64,
     ) -> Result<Arc<PersonRecord>, AggregatorError> {
+        metrics::counter!(BUILDS_METRIC).increment(1);
         let mut entries = store::entries_of(&self.pool, person).await?;
         sort_newest_first(&mut entries);
         let record = Arc::new(PersonRecord {

@@ -179,6 +179,7 @@ async fn a_restricted_category_is_withheld_with_a_notice_and_no_trace_in_counts_
         .professional("dr.restrict", HOSPITAL, Role::ClinicalPractitioner)
         .await;
     platform.allow(&person, HOSPITAL, &clinician).await;
+    let before = read(&platform, &clinician, &person).await.unwrap();
     platform
         .consent_client()
         .await
@@ -199,6 +200,20 @@ async fn a_restricted_category_is_withheld_with_a_notice_and_no_trace_in_counts_
     let view = read(&platform, &clinician, &person).await.unwrap();
     assert_eq!(summaries(&view), ["CRP 12 mg/L"]);
     assert_eq!(view.category_counts.len(), 1);
+    // The ConsentChanged event voids the cached view as well.
+    let deadline = tokio::time::Instant::now() + TIME;
+    while read(&platform, &clinician, &person)
+        .await
+        .unwrap()
+        .view_version
+        <= before.view_version
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the consent change never bumped the view"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let notice = view.withheld.first().expect("a withheld notice");
     assert_eq!(notice.reason_class(), WithheldReasonClass::PersonRequest);
     assert!(
@@ -512,4 +527,44 @@ async fn bad_requests_are_refused_naming_the_field_and_tokens_are_required() {
         .await
         .expect_err("a service token is not a professional");
     assert_eq!(as_service.code(), tonic::Code::PermissionDenied);
+}
+
+/// The value of the counter `name` on the aggregator's `/metrics`.
+async fn counter(platform: &Platform, name: &str) -> f64 {
+    let (_, body) = mcr_testkit::grpc::admin_get(platform.aggregator.admin_port, "/metrics")
+        .await
+        .unwrap();
+    body.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn concurrent_misses_for_one_person_build_the_view_once() {
+    let (platform, person) = shared_record(Options::default()).await;
+    let clinician = platform
+        .professional("dr.many", HOSPITAL, Role::ClinicalPractitioner)
+        .await;
+    platform.allow(&person, HOSPITAL, &clinician).await;
+    read(&platform, &clinician, &person).await.unwrap();
+    // A new version: the cached view no longer applies.
+    ingest(
+        &platform,
+        vec![
+            observation(HOSPITAL, "H1", "rqw-obs-2", 40, "Urea 5.1")
+                .build()
+                .unwrap(),
+        ],
+    )
+    .await;
+    let builds_before = counter(&platform, "mcr_records_view_builds_total").await;
+    let reads = (0..16).map(|_| read(&platform, &clinician, &person));
+    for view in futures::future::join_all(reads).await {
+        assert_eq!(view.unwrap().entries.len(), 3);
+    }
+    let builds = counter(&platform, "mcr_records_view_builds_total").await - builds_before;
+    assert_eq!(
+        builds, 1.0,
+        "sixteen concurrent misses built the view {builds} times"
+    );
 }
