@@ -1,5 +1,7 @@
 //! Identity's own settings (`[identity]`, `MCR_IDENTITY__*`).
 
+use std::collections::BTreeMap;
+
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -27,6 +29,11 @@ pub struct IdentityConfig {
     pub key_check_interval_ms: u64,
     /// The first administrator, created at first start when no user exists.
     pub bootstrap_admin: Option<BootstrapAdmin>,
+    /// Service accounts created (or brought up to date) at every start, keyed
+    /// by account name; `_` in a name reads as `-`, so the environment form
+    /// `MCR_IDENTITY__BOOTSTRAP_SERVICE_ACCOUNTS__RECORD_AGGREGATOR__CLIENT_ID`
+    /// names the account `record-aggregator`.
+    pub bootstrap_service_accounts: BTreeMap<String, BootstrapServiceAccount>,
     /// External OpenID Connect issuers whose ID tokens ExchangeExternalToken accepts.
     pub external_issuers: Vec<ExternalIssuer>,
 }
@@ -43,6 +50,7 @@ impl Default for IdentityConfig {
             jwks_max_age_seconds: 300,
             key_check_interval_ms: 30_000,
             bootstrap_admin: None,
+            bootstrap_service_accounts: BTreeMap::new(),
             external_issuers: Vec::new(),
         }
     }
@@ -60,6 +68,51 @@ pub struct BootstrapAdmin {
     pub organisation_code: String,
     /// The platform operator's name.
     pub organisation_name: String,
+}
+
+/// A service account declared in settings, so a platform's own services
+/// (and Kubernetes, which holds the secret in a Secret) need no administrator
+/// to create them by hand.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BootstrapServiceAccount {
+    /// `svc-` then 1-60 of a-z, 0-9 and `-`, e.g. `svc-record-aggregator`.
+    pub client_id: String,
+    /// At least 32 characters (only its SHA-256 is stored, so it must be
+    /// too long to guess); never printed.
+    pub client_secret: SecretString,
+    /// The organisation the account acts for; created (as the platform
+    /// operator) when missing.
+    pub organisation_code: String,
+    /// The organisation's name if it has to be created.
+    #[serde(default)]
+    pub organisation_name: Option<String>,
+    /// The scopes it may be granted: a list, or one string separated by
+    /// spaces or commas (the environment form).
+    pub scopes: ScopeList,
+}
+
+/// Scopes as a TOML list or as one string (`"index:read index:write"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ScopeList {
+    /// `["index:read", "index:write"]`
+    List(Vec<String>),
+    /// `"index:read index:write"` or `"index:read,index:write"`
+    Joined(String),
+}
+
+impl ScopeList {
+    /// The scopes one by one.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            ScopeList::List(scopes) => scopes.clone(),
+            ScopeList::Joined(joined) => joined
+                .split(|character: char| character == ',' || character.is_whitespace())
+                .filter(|scope| !scope.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
 }
 
 /// An external OpenID Connect issuer.

@@ -16,6 +16,7 @@ mod external;
 mod grpc;
 mod keyring;
 mod passwords;
+mod service_account_bootstrap;
 mod sessions;
 mod store;
 
@@ -110,6 +111,15 @@ impl McrService for IdentityService {
                 admin,
                 context.shutdown.clone(),
             ));
+        }
+        if !config.bootstrap_service_accounts.is_empty() {
+            context
+                .tasks
+                .spawn(service_account_bootstrap::ensure_declared_service_accounts(
+                    context.postgres.clone(),
+                    config.bootstrap_service_accounts.clone(),
+                    context.shutdown.clone(),
+                ));
         }
 
         let sessions = Sessions {

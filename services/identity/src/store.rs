@@ -407,6 +407,57 @@ pub async fn insert_service_account(
     })
 }
 
+/// What [`upsert_declared_service_account`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Creates a service account declared in settings, or brings its name,
+/// organisation, scopes and secret up to date; safe for replicas starting
+/// together (one statement, keyed on the client id).
+pub async fn upsert_declared_service_account(
+    pool: &PgPool,
+    account: &ServiceAccountRow,
+) -> Stored<Upserted> {
+    let inserted: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO service_accounts (client_id, name, organisation_code, allowed_scopes, secret_hash)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (client_id) DO UPDATE SET
+             name = EXCLUDED.name, organisation_code = EXCLUDED.organisation_code,
+             allowed_scopes = EXCLUDED.allowed_scopes, secret_hash = EXCLUDED.secret_hash
+         WHERE (service_accounts.name, service_accounts.organisation_code,
+                service_accounts.allowed_scopes, service_accounts.secret_hash)
+               IS DISTINCT FROM
+               (EXCLUDED.name, EXCLUDED.organisation_code, EXCLUDED.allowed_scopes, EXCLUDED.secret_hash)
+         RETURNING (xmax = 0)",
+    )
+    .bind(&account.client_id)
+    .bind(&account.name)
+    .bind(&account.organisation_code)
+    .bind(&account.allowed_scopes)
+    .bind(&account.secret_hash)
+    .fetch_optional(pool)
+    .await
+    .map_err(|error| {
+        if is_unique_violation(&error) {
+            IdentityError::AlreadyExists(format!(
+                "another service account is named {} already",
+                account.name
+            ))
+        } else {
+            error.into()
+        }
+    })?;
+    Ok(match inserted {
+        Some(true) => Upserted::Created,
+        Some(false) => Upserted::Updated,
+        None => Upserted::Unchanged,
+    })
+}
+
 pub async fn get_service_account(
     pool: &PgPool,
     client_id: &str,

@@ -3,5 +3,6 @@
 
 pub mod keys;
 pub mod lockout;
+pub mod service_accounts;
 pub mod tokens;
 pub mod validation;

@@ -2,4 +2,5 @@
 
 mod accounts;
 mod binary;
+mod declared_accounts;
 mod tokens;
