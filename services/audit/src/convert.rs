@@ -2,20 +2,13 @@
 
 use mcr_proto::audit::v1::{AuditEvent, Checkpoint, StoredAuditEvent};
 use prost::Message;
-use time::OffsetDateTime;
 
 use crate::domain::fhir;
 use crate::error::AuditError;
 use crate::store::EventRow;
 use crate::store::checkpoints::CheckpointRow;
 
-/// A protobuf timestamp of `at`.
-pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
-    }
-}
+pub use mcr_proto::timestamps::timestamp;
 
 /// A stored event as sent, decoded from the chained bytes (so what is shown
 /// is exactly what was hashed).

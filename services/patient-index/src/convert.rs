@@ -6,13 +6,7 @@ use mcr_proto::patient_index::v1 as proto;
 use crate::error::IndexError;
 use crate::store::{HistoryRow, IdentifierRow, PersonRow};
 
-/// A protobuf timestamp of `at`.
-pub fn timestamp(at: time::OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
-    }
-}
+pub use mcr_proto::timestamps::timestamp;
 
 /// Who is reading: sensitive demographics are withheld from professionals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
