@@ -40,6 +40,11 @@ pub const DEADLETTER_METRIC: &str = "mcr_audit_deadletter_total";
 pub const STORED_METRIC: &str = "mcr_audit_events_stored_total";
 /// Seconds from receiving a batch to having acked it and raised its alerts.
 pub const BATCH_SECONDS_METRIC: &str = "mcr_audit_batch_seconds";
+/// The sequence of the newest event this replica committed to the chain.
+/// Replicas append under one lock, so the chain's head is the maximum over
+/// replicas (`max(mcr_audit_chain_head_sequence)`); a head that stops rising
+/// while events are published means storing has stalled.
+pub const CHAIN_HEAD_METRIC: &str = "mcr_audit_chain_head_sequence";
 
 /// What the consumer needs.
 #[derive(Clone)]
@@ -174,6 +179,14 @@ impl Ingest {
             }
         }
         metrics::counter!(STORED_METRIC).increment(stored.appended.len() as u64);
+        if let Some(head) = stored
+            .appended
+            .iter()
+            .map(|appended| appended.sequence)
+            .max()
+        {
+            metrics::gauge!(CHAIN_HEAD_METRIC).set(head as f64);
+        }
         tracing::debug!(
             events = stored.events.len(),
             stored = stored.appended.len(),

@@ -1,0 +1,6 @@
+//! Deploy checks: the Kubernetes manifests match what the binaries serve,
+//! and every service exports its metrics.
+#![allow(clippy::unwrap_used)]
+
+mod drift;
+mod metrics;
