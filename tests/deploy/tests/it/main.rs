@@ -2,5 +2,6 @@
 //! and every service exports its metrics.
 #![allow(clippy::unwrap_used)]
 
+mod dashboard;
 mod drift;
 mod metrics;
