@@ -5,3 +5,4 @@
 mod dashboard;
 mod drift;
 mod metrics;
+mod settings;
