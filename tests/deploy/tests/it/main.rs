@@ -5,4 +5,5 @@
 mod dashboard;
 mod drift;
 mod metrics;
+mod otlp;
 mod settings;
