@@ -189,6 +189,7 @@ impl MergeFollower {
         let audited_person = versions.first().map(|(person_id, _)| *person_id);
         let mut outbox = Vec::new();
         for (person_id, version) in versions {
+            store::refresh_decision_facts(&mut tx, person_id).await?;
             let event_id = Uuid::now_v7();
             let event = ConsentChanged {
                 event_id: event_id.to_string(),

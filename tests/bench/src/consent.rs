@@ -2,15 +2,17 @@
 //! facts (default 1,000,000; 100,000 with --quick).
 //!
 //! The facts are bulk-loaded with SQL (`generate_series`) straight into
-//! consent's own database after the service has migrated it — loading a
-//! million persons through the RPCs would measure patient-index and the
-//! outbox, not Decide. Each person gets a care relationship and a permission
-//! to view for one of 20 organisations; every 10th a MENTAL_HEALTH
-//! restriction, every 50th an opt-out. Fact bodies are left empty: Decide
-//! reads only the indexed columns. Decide is then called over gRPC, as the
-//! record-aggregator calls it (service token with consent:decide and the
-//! viewer as actor), on a mix of persons: 80% with a relationship to the
-//! viewer's organisation, 10% of another organisation, 10% unknown ids.
+//! consent's own database after the service has migrated it, and then each
+//! person's Decide snapshot is built with the service's own SQL function
+//! (`consent_decision_facts`) — loading a million persons through the RPCs
+//! would measure patient-index and the outbox, not Decide. Each person gets
+//! a care relationship and a permission to view for one of 20
+//! organisations; every 10th a MENTAL_HEALTH restriction, every 50th an
+//! opt-out. Fact bodies are left empty: Decide reads only the snapshot.
+//! Decide is then called over gRPC, as the record-aggregator calls it
+//! (service token with consent:decide and the viewer as actor), on a mix of
+//! persons: 80% with a relationship to the viewer's organisation, 10% of
+//! another organisation, 10% unknown ids.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +33,6 @@ use crate::stats::{Latencies, round3};
 const ORGANISATIONS: i64 = 20;
 
 const LOAD_SQL: &str = "
-INSERT INTO consent_person (person_id, consent_version, updated_at)
-  SELECT md5('person-' || i)::uuid, 3, now() FROM generate_series(1, $1) AS i;
 INSERT INTO care_relationship (id, person_id, organisation_code, source_system, source_reference,
     start_time, end_time, body)
   SELECT md5('relationship-' || i)::uuid, md5('person-' || i)::uuid, 'BENCH' || (i % 20), 'PAS',
@@ -51,6 +51,15 @@ INSERT INTO restriction (id, person_id, category, source_organisation_code, entr
 INSERT INTO opt_out (id, person_id, effective_from, body)
   SELECT md5('opt-out-' || i)::uuid, md5('person-' || i)::uuid, now() - interval '3 days', ''::bytea
   FROM generate_series(50, $1, 50) AS i;
+";
+
+/// After the facts (and fresh planner statistics): each person's row with
+/// the snapshot Decide reads, built by the same SQL function the service
+/// calls on every change.
+const PERSONS_SQL: &str = "
+INSERT INTO consent_person (person_id, consent_version, updated_at, decision_facts)
+  SELECT md5('person-' || i)::uuid, 3, now(), consent_decision_facts(md5('person-' || i)::uuid)
+  FROM generate_series(1, $1) AS i
 ";
 
 struct Target {
@@ -132,7 +141,16 @@ pub async fn run(quick: bool, persons: Option<u64>) -> anyhow::Result<serde_json
             .execute(&database)
             .await?;
     }
-    sqlx::raw_sql("ANALYZE consent_person; ANALYZE care_relationship; ANALYZE permission; ANALYZE restriction; ANALYZE opt_out")
+    sqlx::raw_sql(
+        "ANALYZE care_relationship; ANALYZE permission; ANALYZE restriction; ANALYZE opt_out",
+    )
+    .execute(&database)
+    .await?;
+    sqlx::query(PERSONS_SQL)
+        .bind(persons_bound)
+        .execute(&database)
+        .await?;
+    sqlx::raw_sql("ANALYZE consent_person")
         .execute(&database)
         .await?;
     let load_seconds = load_started.elapsed().as_secs_f64();

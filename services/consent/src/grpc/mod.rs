@@ -89,6 +89,8 @@ impl ConsentApi {
             occurred_at: Some(timestamp(change.now)),
         }
         .encode_to_vec();
+        // Decide's snapshot changes in the same transaction as the facts.
+        store::refresh_decision_facts(&mut tx, change.person_id).await?;
         store::append_change(
             &mut tx,
             &ChangeRow {

@@ -10,7 +10,7 @@ mod facts;
 mod merges;
 mod review;
 
-pub use decide::decision_facts;
+pub use decide::{decision_facts, refresh_decision_facts};
 pub use facts::*;
 pub use merges::*;
 pub use review::*;
@@ -33,7 +33,8 @@ pub async fn begin(pool: &PgPool) -> Stored<Tx> {
 #[tracing::instrument(name = "db.bump_consent_version", skip_all)]
 pub async fn bump_version(tx: &mut Tx, person_id: Uuid, now: OffsetDateTime) -> Stored<u64> {
     let version: i64 = sqlx::query_scalar(
-        "INSERT INTO consent_person (person_id, consent_version, updated_at) VALUES ($1, 1, $2)
+        "INSERT INTO consent_person (person_id, consent_version, updated_at, decision_facts)
+         VALUES ($1, 1, $2, '{}')
          ON CONFLICT (person_id) DO UPDATE
          SET consent_version = consent_person.consent_version + 1, updated_at = $2
          RETURNING consent_version",
