@@ -1,15 +1,17 @@
-//! One GetCareRecord, issued from inside a client span, produces ONE trace
-//! that an OTLP collector receives: the client's span, the aggregator's RPC
-//! with its Redis and PostgreSQL child spans, the calls into patient-index
-//! and consent, the NATS publish of the audit event and audit's consumption
-//! of it, every span's parent inside the trace.
+//! One care record read produces ONE trace that an OTLP collector receives:
+//! the client's root span, the aggregator's RPC with its Redis and
+//! PostgreSQL child spans, the calls into patient-index and consent, the NATS
+//! publish of the audit event and audit's consumption of it, every span's
+//! parent inside the trace. Once from a client span in this test, once from
+//! the real `mcr record show` binary exporting its own spans.
 //!
 //! The services run in this one process, which has one tracer (telemetry is
-//! process-wide), so every span carries the same resource; spans are told
+//! process-wide), so their spans carry the same resource; they are told
 //! apart by `rpc.service` and by name. Each binary exports under its own
 //! `service.name` in a deployment.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,8 +20,8 @@ use mcr_proto::common::v1::{Category, HumanName, Purpose, Role};
 use mcr_proto::patient_index::v1::{Demographics, Sex};
 use mcr_proto::records::v1::GetCareRecordRequest;
 use mcr_runtime::settings::{LogFormat, TelemetrySettings};
-use mcr_runtime::telemetry::{self, LogOutput};
-use mcr_testkit_identity::with_token;
+use mcr_runtime::telemetry::{self, LogOutput, TelemetryGuard};
+use mcr_testkit_identity::{PASSWORD, with_token};
 use mcr_testkit_platform::{Options, Platform, local_person};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -35,12 +37,14 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const HOSPITAL: &str = "RQW";
+const NHS_NUMBER: &str = "9434765919";
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// An OTLP/gRPC trace collector that keeps every span it is sent.
 #[derive(Clone, Default)]
 struct Collector {
     spans: Arc<Mutex<Vec<Span>>>,
+    endpoint: Arc<Mutex<String>>,
 }
 
 #[tonic::async_trait]
@@ -71,7 +75,22 @@ impl Collector {
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
                 .await
         });
-        format!("http://{address}")
+        let endpoint = format!("http://{address}");
+        *self.endpoint.lock().unwrap() = endpoint.clone();
+        endpoint
+    }
+
+    fn endpoint(&self) -> String {
+        self.endpoint.lock().unwrap().clone()
+    }
+
+    /// The trace of the first span named `name` with attribute `key` = `value`.
+    fn trace_of(&self, name: &str, key: &str, value: &str) -> Option<Vec<u8>> {
+        let spans = self.spans.lock().unwrap();
+        spans
+            .iter()
+            .find(|span| span.name == name && attribute(span, key).as_deref() == Some(value))
+            .map(|span| span.trace_id.clone())
     }
 
     fn trace(&self, trace_id: &[u8]) -> Vec<Span> {
@@ -124,7 +143,7 @@ fn update() -> mcr_proto::records::v1::RecordUpdate {
         }))
         .display_summary("Aspirin 75mg")
         .demographics(Demographics {
-            nhs_number: "9434765919".to_owned(),
+            nhs_number: NHS_NUMBER.to_owned(),
             name: Some(HumanName {
                 given: vec!["Tara".to_owned()],
                 family: "Trace".to_owned(),
@@ -138,12 +157,13 @@ fn update() -> mcr_proto::records::v1::RecordUpdate {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_care_record_read_is_one_trace_across_every_service_and_the_audit_stream() {
+/// Telemetry exporting to a new collector (before the platform starts: the
+/// first set-up in a process is the one that stays, the test kit's own is
+/// then a no-op), the platform with audit, one person's entry ingested, and
+/// `username` at the hospital allowed to see it. Returns the access token.
+async fn traced_platform(username: &str) -> (Collector, TelemetryGuard, Platform, String) {
     let collector = Collector::default();
     let endpoint = collector.start().await;
-    // Before the platform starts: the first telemetry set-up in a process
-    // is the one that stays (the test kit's own is then a no-op).
     let guard = telemetry::init(
         "mcr-otlp-test",
         &TelemetrySettings {
@@ -154,7 +174,6 @@ async fn one_care_record_read_is_one_trace_across_every_service_and_the_audit_st
         LogOutput::Discard,
     )
     .unwrap();
-
     let platform = Platform::start_with(Options {
         with_audit: true,
         ..Options::default()
@@ -162,71 +181,54 @@ async fn one_care_record_read_is_one_trace_across_every_service_and_the_audit_st
     .await;
     platform.publisher().publish(&update()).await.unwrap();
     platform.wait_for_ingest(PATIENCE).await;
-    let person = local_person(HOSPITAL, "EPR", "T1");
-    let clinician = platform
-        .professional("dr.trace", HOSPITAL, Role::ClinicalPractitioner)
+    let token = platform
+        .professional(username, HOSPITAL, Role::ClinicalPractitioner)
         .await;
-    platform.allow(&person, HOSPITAL, &clinician).await;
+    platform
+        .allow(&local_person(HOSPITAL, "EPR", "T1"), HOSPITAL, &token)
+        .await;
+    (collector, guard, platform, token)
+}
 
-    // The client: a root span, its context in the call's metadata.
-    let root = tracing::info_span!("mcr record show", otel.kind = "client");
-    let trace_id = root
-        .context()
-        .span()
-        .span_context()
-        .trace_id()
-        .to_bytes()
-        .to_vec();
-    let mut records = platform.records().await;
-    async {
-        let mut request = with_token(
-            GetCareRecordRequest {
-                person: Some(person),
-                purpose: Purpose::DirectCare as i32,
-                ..Default::default()
-            },
-            &clinician,
-        );
-        mcr_runtime::propagation::inject_current_into_grpc(request.metadata_mut());
-        records.get_care_record(request).await.unwrap();
-    }
-    .instrument(root.clone())
-    .await;
-    drop(root);
-
-    // Audit consumes the event asynchronously, and the exporter sends its
-    // batch every few seconds: wait for audit's span to arrive.
+/// Waits until the trace holds audit's consumption (audit consumes
+/// asynchronously, the exporters send batches every few seconds), then
+/// flushes this process's exporter and returns the trace.
+async fn complete_trace(
+    collector: &Collector,
+    trace_id: &[u8],
+    guard: TelemetryGuard,
+) -> Vec<Span> {
     let deadline = Instant::now() + PATIENCE;
-    loop {
-        if collector
-            .trace(&trace_id)
-            .iter()
-            .any(|span| span.name == "audit.ingest")
-        {
-            break;
-        }
+    while !collector
+        .trace(trace_id)
+        .iter()
+        .any(|span| span.name == "audit.ingest")
+    {
         assert!(
             Instant::now() < deadline,
             "no audit.ingest span in the trace after {PATIENCE:?}:\n{}",
-            describe(&collector.trace(&trace_id))
+            describe(&collector.trace(trace_id))
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // Export whatever is still batched (shutdown blocks: off the runtime).
+    // Shutdown blocks until exported: off the runtime's threads.
     tokio::task::spawn_blocking(move || guard.shutdown())
         .await
         .unwrap();
+    collector.trace(trace_id)
+}
 
-    let spans = collector.trace(&trace_id);
-    let listing = describe(&spans);
+/// One tree under `root`, with every hop of a care record read in it.
+fn assert_span_tree(spans: &[Span], root: &str) {
+    let listing = describe(spans);
     let roots: Vec<&Span> = spans
         .iter()
         .filter(|span| span.parent_span_id.is_empty())
         .collect();
     assert_eq!(roots.len(), 1, "one root:\n{listing}");
-    assert_eq!(roots[0].name, "mcr record show");
+    assert_eq!(roots[0].name, root, "{listing}");
     let ids: HashSet<&[u8]> = spans.iter().map(|span| span.span_id.as_slice()).collect();
-    for span in &spans {
+    for span in spans {
         assert!(
             span.parent_span_id.is_empty() || ids.contains(span.parent_span_id.as_slice()),
             "{} has a parent outside the trace:\n{listing}",
@@ -250,23 +252,21 @@ async fn one_care_record_read_is_one_trace_across_every_service_and_the_audit_st
             "no server span of {service}:\n{listing}"
         );
     }
-    let named = |name: &str, key: &str, value: &str| {
-        spans
-            .iter()
-            .any(|span| span.name == name && attribute(span, key).as_deref() == Some(value))
+    let with = |prefix: &str, key: &str, value: &str| {
+        spans.iter().any(|span| {
+            span.name.starts_with(prefix) && attribute(span, key).as_deref() == Some(value)
+        })
     };
     assert!(
-        named("audit.publish", "messaging.system", "nats"),
-        "{listing}"
+        with("audit.publish", "messaging.system", "nats"),
+        "no NATS publish:\n{listing}"
     );
     assert!(
-        spans.iter().any(|span| span.name.starts_with("redis.")
-            && attribute(span, "db.system").as_deref() == Some("redis")),
+        with("redis.", "db.system", "redis"),
         "no Redis span:\n{listing}"
     );
     assert!(
-        spans.iter().any(|span| span.name.starts_with("db.")
-            && attribute(span, "db.system").as_deref() == Some("postgresql")),
+        with("db.", "db.system", "postgresql"),
         "no PostgreSQL span:\n{listing}"
     );
 
@@ -289,4 +289,103 @@ async fn one_care_record_read_is_one_trace_across_every_service_and_the_audit_st
         below_publish,
         "audit.ingest is not below audit.publish:\n{listing}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_from_a_client_span_is_one_trace_across_every_service_and_the_audit_stream() {
+    let (collector, guard, platform, clinician) = traced_platform("dr.trace").await;
+
+    // The client: a root span, its context in the call's metadata.
+    let root = tracing::info_span!("client GetCareRecord", otel.kind = "client");
+    let trace_id = root
+        .context()
+        .span()
+        .span_context()
+        .trace_id()
+        .to_bytes()
+        .to_vec();
+    let mut records = platform.records().await;
+    async {
+        let mut request = with_token(
+            GetCareRecordRequest {
+                person: Some(local_person(HOSPITAL, "EPR", "T1")),
+                purpose: Purpose::DirectCare as i32,
+                ..Default::default()
+            },
+            &clinician,
+        );
+        mcr_runtime::propagation::inject_current_into_grpc(request.metadata_mut());
+        records.get_care_record(request).await.unwrap();
+    }
+    .instrument(root.clone())
+    .await;
+    drop(root);
+
+    let spans = complete_trace(&collector, &trace_id, guard).await;
+    assert_span_tree(&spans, "client GetCareRecord");
+}
+
+/// The `mcr` binary: built with the workspace (`cargo nextest run
+/// --workspace`, as CI runs), else built now.
+fn mcr_binary() -> PathBuf {
+    let test_binary = std::env::current_exe().unwrap();
+    // target/<profile>/deps/it-<hash> → target/<profile>/mcr
+    let profile = test_binary.parent().and_then(|deps| deps.parent()).unwrap();
+    let binary = profile.join("mcr");
+    if !binary.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let built = std::process::Command::new(cargo)
+            .args(["build", "-p", "mcr-cli", "--bin", "mcr"])
+            .current_dir(mcr_deploy_tests::workspace_root())
+            .status()
+            .unwrap();
+        assert!(built.success(), "building the mcr binary failed");
+    }
+    binary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcr_record_show_is_one_trace_from_the_cli_to_the_audit_store() {
+    let (collector, guard, platform, _) = traced_platform("dr.cli").await;
+    let home = std::env::temp_dir().join(format!("mcr-otlp-{}", platform.environment().id));
+    let credentials = home.join("credentials.json");
+    let binary = mcr_binary();
+    let run = |arguments: &[&str]| {
+        let mut command = tokio::process::Command::new(&binary);
+        command
+            .args(arguments)
+            .arg("--credentials")
+            .arg(&credentials)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("MCR_PASSWORD", PASSWORD)
+            .env("MCR_IDENTITY_URL", platform.identity.identity_url())
+            .env(
+                "MCR_PATIENT_INDEX_URL",
+                platform.patient_index.grpc_endpoint(),
+            )
+            .env("MCR_CONSENT_URL", platform.consent.grpc_endpoint())
+            .env(
+                "MCR_RECORD_AGGREGATOR_URL",
+                platform.aggregator.grpc_endpoint(),
+            )
+            .env("MCR_TELEMETRY__OTLP_ENDPOINT", collector.endpoint())
+            .stdin(std::process::Stdio::null());
+        command.output()
+    };
+    let login = run(&["login", "--username", "dr.cli"]).await.unwrap();
+    assert!(login.status.success(), "{login:?}");
+    let shown = run(&["record", "show", NHS_NUMBER]).await.unwrap();
+    assert!(shown.status.success(), "{shown:?}");
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("Aspirin 75mg"));
+    let _ = std::fs::remove_dir_all(&home);
+
+    // The binary flushed its spans before exiting; its root span is "mcr".
+    let trace_id = collector
+        .trace_of("mcr", "command", "record")
+        .unwrap_or_else(|| panic!("no span of `mcr record` received"));
+    let spans = complete_trace(&collector, &trace_id, guard).await;
+    assert_span_tree(&spans, "mcr");
 }
