@@ -132,7 +132,17 @@ pub fn rpc_sentence(action: &str, code: Code, message: &str) -> String {
     } else {
         format!("{action} failed: {message} ({words}).")
     };
-    if let Some(hint) = hint_for(code) {
+    // An opt-out is the one refusal nothing overrides: say so rather than
+    // suggest break-glass.
+    let opted_out = code == Code::PermissionDenied && message.contains("opted out");
+    let hint = if opted_out {
+        Some(
+            "the person has opted out of the shared record: nobody may see it, not even in an emergency",
+        )
+    } else {
+        hint_for(code)
+    };
+    if let Some(hint) = hint {
         sentence.push_str("\n  hint: ");
         sentence.push_str(hint);
     }
@@ -163,6 +173,19 @@ mod tests {
         assert_eq!(
             rpc_sentence("signing in", Code::Unavailable, ""),
             "signing in failed: the service is unavailable.\n  hint: retry shortly; `mcr health` shows which service is not serving"
+        );
+    }
+
+    #[test]
+    fn an_opt_out_is_not_met_with_break_glass_advice() {
+        let text = rpc_sentence(
+            "reading",
+            Code::PermissionDenied,
+            "access denied: opted out on 2026-11-25",
+        );
+        assert!(
+            text.ends_with("nobody may see it, not even in an emergency"),
+            "{text}"
         );
     }
 

@@ -12,8 +12,8 @@ use tonic::transport::Channel;
 use crate::Context;
 use crate::error::CliError;
 use crate::person_arg::{describe, parse_person};
-use crate::render::json::time as json_time;
 use crate::render::labels::{category_label, parse_category, parse_role};
+use crate::render::timeline::human_time;
 use crate::services::{Service, request};
 
 /// Consent commands.
@@ -226,9 +226,7 @@ pub async fn run(context: &Context, command: ConsentCommand) -> Result<(), CliEr
                 "Permission recorded for {} to view {} until {} (permission {}).",
                 signed_in.organisation_code,
                 describe(&person),
-                json_time(permission.expires_at.as_ref())
-                    .as_str()
-                    .unwrap_or("its expiry"),
+                human_time(permission.expires_at.as_ref()),
                 permission.permission_id
             );
         }
@@ -300,9 +298,7 @@ pub async fn run(context: &Context, command: ConsentCommand) -> Result<(), CliEr
             println!("!! {}", answer.banner_text);
             println!(
                 "Emergency access granted until {}; a privacy officer will review it. Now: mcr record show {} --purpose emergency",
-                json_time(grant.expires_at.as_ref())
-                    .as_str()
-                    .unwrap_or("its expiry"),
+                human_time(grant.expires_at.as_ref()),
                 arguments.person
             );
         }
@@ -430,9 +426,7 @@ async fn summary(
     match &answer.opt_out {
         Some(opt_out) if opt_out.withdrawn_at.is_none() => println!(
             "  OPTED OUT since {}",
-            json_time(opt_out.effective_from.as_ref())
-                .as_str()
-                .unwrap_or("?")
+            human_time(opt_out.effective_from.as_ref())
         ),
         _ => println!("  not opted out"),
     }
@@ -440,9 +434,7 @@ async fn summary(
         println!(
             "  permission: {} until {}",
             permission.organisation_code,
-            json_time(permission.expires_at.as_ref())
-                .as_str()
-                .unwrap_or("?")
+            human_time(permission.expires_at.as_ref())
         );
     }
     for relationship in &answer.care_relationships {
@@ -454,9 +446,7 @@ async fn summary(
         println!(
             "  care relationship: {} ({kind}) since {}",
             relationship.organisation_code,
-            json_time(relationship.start_time.as_ref())
-                .as_str()
-                .unwrap_or("?")
+            human_time(relationship.start_time.as_ref())
         );
     }
     for restriction in &answer.restrictions {
@@ -476,7 +466,7 @@ async fn summary(
         println!(
             "  break-glass by {} at {}",
             grant.actor.clone().unwrap_or_default().display_name,
-            json_time(grant.granted_at.as_ref()).as_str().unwrap_or("?")
+            human_time(grant.granted_at.as_ref())
         );
     }
     Ok(())

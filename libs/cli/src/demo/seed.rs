@@ -149,11 +149,23 @@ async fn create_organisation(
                 organisation_type: organisation.organisation_type as i32,
                 data_protection_contact: Some(DataProtectionContact {
                     name: "Data Protection Officer".to_owned(),
+                    // A plausible local address: the synthetic organisations
+                    // carry a county only.
                     postal_address: Some(Address {
                         lines: vec![organisation.name.to_owned()],
-                        city: String::new(),
+                        city: if organisation.county == "Hertfordshire" {
+                            "Welwyn Garden City"
+                        } else {
+                            "Harlow"
+                        }
+                        .to_owned(),
                         district: organisation.county.to_owned(),
-                        postcode: String::new(),
+                        postcode: if organisation.county == "Hertfordshire" {
+                            "AL7 1AA"
+                        } else {
+                            "CM20 1QX"
+                        }
+                        .to_owned(),
                         country: "GB".to_owned(),
                     }),
                     phone: String::new(),

@@ -25,12 +25,14 @@ pub fn render(view: &GetCareRecordResponse) -> String {
     if !view.withheld.is_empty() || view.sensitive_demographics_withheld {
         out.push('\n');
         for notice in &view.withheld {
-            let scope = if notice.category == 0 {
-                String::new()
+            // The service's text already names what is withheld; the label
+            // stands in only when it sent none.
+            let text = if notice.text.is_empty() {
+                format!("{} is not shown", category_label(notice.category))
             } else {
-                format!(" ({})", category_label(notice.category))
+                notice.text.clone()
             };
-            let _ = writeln!(out, "Withheld: {}{scope}", notice.text);
+            let _ = writeln!(out, "Withheld: {text}");
         }
         if view.sensitive_demographics_withheld && view.withheld.is_empty() {
             let _ = writeln!(out, "Withheld: contact details (sensitive record)");
@@ -164,6 +166,19 @@ fn summary(out: &mut String, view: &GetCareRecordResponse) {
     }
 }
 
+/// "2026-12-25 22:22 UTC", or "unknown".
+pub fn human_time(timestamp: Option<&prost_types::Timestamp>) -> String {
+    timestamp
+        .and_then(offset_date_time)
+        .and_then(|at| {
+            at.format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 fn when(entry: &CareRecordEntry) -> Option<OffsetDateTime> {
     entry.effective_time.as_ref().and_then(offset_date_time)
 }
@@ -279,7 +294,7 @@ mod tests {
             .find("!! BREAK GLASS: Emergency access by Dr Who")
             .unwrap_or(usize::MAX);
         let withheld = text
-            .find("Withheld: Some information is not shown at the person's request (Mental health)")
+            .find("Withheld: Some information is not shown at the person's request\n")
             .unwrap_or(usize::MAX);
         let metformin = text.find("Metformin").unwrap_or(usize::MAX);
         assert!(glass < withheld && withheld < metformin, "{text}");
