@@ -178,3 +178,42 @@ fn identity_and_each_caller_read_the_client_secret_from_the_same_secret() {
         );
     }
 }
+
+#[test]
+fn the_shared_variables_of_every_overlay_load() {
+    for name in mcr_deploy_tests::overlay_names().unwrap() {
+        let Some(manifests) = mcr_deploy_tests::render_overlay(&name).unwrap() else {
+            eprintln!("neither kubectl nor kustomize is installed: overlay {name} not rendered");
+            return;
+        };
+        let platform = manifests
+            .of_kind("ConfigMap")
+            .find(|map| {
+                map["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|map_name| map_name.starts_with("mcr-platform"))
+            })
+            .unwrap_or_else(|| panic!("{name}: no mcr-platform ConfigMap"));
+        let environment: HashMap<String, String> = platform["data"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(key, value)| (key.clone(), value.as_str().unwrap().to_owned()))
+            .collect();
+        let settings = Settings::<<mcr_audit::AuditService as McrService>::Config>::load(
+            &mcr_audit::AuditService::SPEC,
+            &environment,
+        )
+        .unwrap_or_else(|error| panic!("{name}: {error}"));
+        if name == "production" {
+            assert!(
+                settings.runtime.database.require_tls,
+                "production requires TLS"
+            );
+            assert!(
+                settings.runtime.telemetry.otlp_endpoint.is_some(),
+                "production exports traces"
+            );
+        }
+    }
+}
