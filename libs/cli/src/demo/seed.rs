@@ -330,22 +330,33 @@ async fn record_facts(
     let reference = PersonReference {
         reference: Some(Reference::NhsNumber(person.nhs_number.clone())),
     };
-    let summary = consent
-        .get_consent_summary(request(
-            GetConsentSummaryRequest {
-                person: Some(reference.clone()),
-                ..GetConsentSummaryRequest::default()
-            },
-            Some(tokens.privacy),
-        )?)
-        .await
-        .map_err(|status| {
-            CliError::rpc(
-                format!("reading the consent of demo person {}", person.index),
-                status,
-            )
-        })?
-        .into_inner();
+    // Ingest is batched and concurrent, so a person may be registered a
+    // little after the last one: give each up to a minute.
+    let mut attempts = 0;
+    let summary = loop {
+        let answer = consent
+            .get_consent_summary(request(
+                GetConsentSummaryRequest {
+                    person: Some(reference.clone()),
+                    ..GetConsentSummaryRequest::default()
+                },
+                Some(tokens.privacy),
+            )?)
+            .await;
+        match answer {
+            Ok(summary) => break summary.into_inner(),
+            Err(status) if status.code() == Code::NotFound && attempts < 120 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(status) => {
+                return Err(CliError::rpc(
+                    format!("reading the consent of demo person {}", person.index),
+                    status,
+                ));
+            }
+        }
+    };
     let now = time::OffsetDateTime::now_utc();
     let mut recorded = 0;
     let failed = |status| {
