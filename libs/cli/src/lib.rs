@@ -5,6 +5,25 @@
 //! [`render`], [`person_arg`] and [`error`].
 #![forbid(unsafe_code)]
 
+/// Prints a line to standard output; a closed pipe (`mcr … | head`) ends
+/// the output quietly instead of panicking.
+#[macro_export]
+macro_rules! say {
+    ($($argument:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($argument)*);
+    }};
+}
+
+/// Prints to standard output without a newline; see [`say!`].
+#[macro_export]
+macro_rules! say_raw {
+    ($($argument:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($argument)*);
+    }};
+}
+
 pub mod cli;
 pub mod commands;
 pub mod credentials;

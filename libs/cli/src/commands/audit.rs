@@ -91,9 +91,9 @@ pub async fn run(context: &Context, command: AuditCommand) -> Result<(), CliErro
                     "entries": entries,
                 }));
             } else {
-                print!("{}", report.report_text);
+                crate::say_raw!("{}", report.report_text);
                 if !report.report_text.ends_with('\n') {
-                    println!();
+                    crate::say!();
                 }
             }
         }
@@ -104,7 +104,7 @@ pub async fn run(context: &Context, command: AuditCommand) -> Result<(), CliErro
                 .map_err(|status| CliError::rpc("verifying the audit chain", status))?
                 .into_inner();
             if answer.ok {
-                println!(
+                crate::say!(
                     "The audit chain verifies: {} events ({}-{}), {} checkpoints.",
                     answer.events_verified,
                     answer.verified_from,

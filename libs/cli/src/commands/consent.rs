@@ -169,9 +169,9 @@ pub async fn run(context: &Context, command: ConsentCommand) -> Result<(), CliEr
                 })?
                 .into_inner();
             if answer.already_in_force {
-                println!("An opt-out was already in force for {}.", describe(&person));
+                crate::say!("An opt-out was already in force for {}.", describe(&person));
             } else {
-                println!(
+                crate::say!(
                     "Opt-out recorded for {}: nobody can see their shared record now.",
                     describe(&person)
                 );
@@ -194,7 +194,7 @@ pub async fn run(context: &Context, command: ConsentCommand) -> Result<(), CliEr
                         status,
                     )
                 })?;
-            println!("Opt-out withdrawn for {}.", describe(&person));
+            crate::say!("Opt-out withdrawn for {}.", describe(&person));
         }
         ConsentCommand::Permission(arguments) => {
             let person = parse_person(&arguments.person)?;
@@ -222,7 +222,7 @@ pub async fn run(context: &Context, command: ConsentCommand) -> Result<(), CliEr
                 })?
                 .into_inner();
             let permission = answer.permission.unwrap_or_default();
-            println!(
+            crate::say!(
                 "Permission recorded for {} to view {} until {} (permission {}).",
                 signed_in.organisation_code,
                 describe(&person),
@@ -256,7 +256,7 @@ pub async fn run(context: &Context, command: ConsentCommand) -> Result<(), CliEr
                 })?
                 .into_inner();
             let relationship = answer.care_relationship.unwrap_or_default();
-            println!(
+            crate::say!(
                 "Care relationship of {} with {} recorded ({}); it is queued for review.",
                 signed_in.organisation_code,
                 describe(&person),
@@ -295,8 +295,8 @@ pub async fn run(context: &Context, command: ConsentCommand) -> Result<(), CliEr
                 })?
                 .into_inner();
             let grant = answer.grant.unwrap_or_default();
-            println!("!! {}", answer.banner_text);
-            println!(
+            crate::say!("!! {}", answer.banner_text);
+            crate::say!(
                 "Emergency access granted until {}; a privacy officer will review it. Now: mcr record show {} --purpose emergency",
                 human_time(grant.expires_at.as_ref()),
                 arguments.person
@@ -375,7 +375,7 @@ async fn restriction(
             )
         })?
         .into_inner();
-    println!(
+    crate::say!(
         "Restriction recorded for {} ({}).",
         describe(&person),
         answer.restriction.unwrap_or_default().restriction_id
@@ -419,19 +419,20 @@ async fn summary(
         }));
         return Ok(());
     }
-    println!(
+    crate::say!(
         "Consent of person {} (version {})",
-        answer.person_id, answer.consent_version
+        answer.person_id,
+        answer.consent_version
     );
     match &answer.opt_out {
-        Some(opt_out) if opt_out.withdrawn_at.is_none() => println!(
+        Some(opt_out) if opt_out.withdrawn_at.is_none() => crate::say!(
             "  OPTED OUT since {}",
             human_time(opt_out.effective_from.as_ref())
         ),
-        _ => println!("  not opted out"),
+        _ => crate::say!("  not opted out"),
     }
     for permission in &answer.permissions {
-        println!(
+        crate::say!(
             "  permission: {} until {}",
             permission.organisation_code,
             human_time(permission.expires_at.as_ref())
@@ -443,7 +444,7 @@ async fn summary(
             .as_str_name()
             .trim_start_matches("CARE_RELATIONSHIP_TYPE_")
             .to_ascii_lowercase();
-        println!(
+        crate::say!(
             "  care relationship: {} ({kind}) since {}",
             relationship.organisation_code,
             human_time(relationship.start_time.as_ref())
@@ -460,10 +461,10 @@ async fn summary(
             }
             None => "?".to_owned(),
         };
-        println!("  restriction: {what} withheld");
+        crate::say!("  restriction: {what} withheld");
     }
     for grant in &answer.break_glass_grants {
-        println!(
+        crate::say!(
             "  break-glass by {} at {}",
             grant.actor.clone().unwrap_or_default().display_name,
             human_time(grant.granted_at.as_ref())

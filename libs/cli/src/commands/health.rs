@@ -98,7 +98,7 @@ pub async fn run(context: &Context, arguments: HealthArgs) -> Result<(), CliErro
         let all_serving = rows.iter().all(Row::serving);
         if all_serving || Instant::now() >= deadline {
             if !arguments.quiet {
-                print!("{}", table(&rows));
+                crate::say_raw!("{}", table(&rows));
             }
             if all_serving {
                 return Ok(());

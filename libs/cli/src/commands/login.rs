@@ -65,7 +65,7 @@ pub async fn login(context: &Context, arguments: LoginArgs) -> Result<(), CliErr
     let stored =
         Credentials::from_token_set(&context.endpoints.identity, &arguments.username, tokens);
     credentials::save(&context.credentials_path, &stored)?;
-    println!(
+    crate::say!(
         "Signed in as {} ({} at {}). Session kept in {}.",
         stored.username,
         stored.role,
@@ -98,7 +98,7 @@ pub async fn logout(context: &Context) -> Result<(), CliError> {
     let stored = match credentials::load(&context.credentials_path) {
         Ok(stored) => stored,
         Err(CliError::NotLoggedIn) => {
-            println!("You were not logged in.");
+            crate::say!("You were not logged in.");
             return Ok(());
         }
         Err(other) => return Err(other),
@@ -119,8 +119,8 @@ pub async fn logout(context: &Context) -> Result<(), CliError> {
     .await;
     credentials::remove(&context.credentials_path)?;
     match revoked {
-        Ok(_) => println!("Signed out; the session is ended."),
-        Err(error) => println!(
+        Ok(_) => crate::say!("Signed out; the session is ended."),
+        Err(error) => crate::say!(
             "Forgot the session here, but identity could not end it ({error}); it expires by itself."
         ),
     }
@@ -130,7 +130,7 @@ pub async fn logout(context: &Context) -> Result<(), CliError> {
 /// Prints the stored identity.
 pub async fn whoami(context: &Context) -> Result<(), CliError> {
     let stored = context.signed_in().await?;
-    println!(
+    crate::say!(
         "{} — {} at {}{}\nscopes: {}",
         stored.username,
         stored.role,

@@ -10,7 +10,7 @@ pub mod record;
 
 /// Prints `value` as pretty JSON (for `--json`).
 pub fn print_json(value: &serde_json::Value) {
-    println!(
+    crate::say!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );

@@ -110,7 +110,7 @@ async fn search(context: &Context, arguments: SearchArgs) -> Result<(), CliError
         return Ok(());
     }
     if found.candidates.is_empty() {
-        println!("No person matches.");
+        crate::say!("No person matches.");
         return Ok(());
     }
     for candidate in &found.candidates {
@@ -120,7 +120,7 @@ async fn search(context: &Context, arguments: SearchArgs) -> Result<(), CliError
             .as_str_name()
             .trim_start_matches("MATCH_GRADE_")
             .to_ascii_lowercase();
-        println!(
+        crate::say!(
             "{}  {}  ({grade}, {:.0}%)",
             person.person_id,
             patient_line(&person.demographics.unwrap_or_default()),

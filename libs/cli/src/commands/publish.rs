@@ -97,9 +97,10 @@ pub async fn run(context: &Context, arguments: PublishArgs) -> Result<(), CliErr
     }
     if arguments.dry_run {
         for (file, update) in &updates {
-            println!(
+            crate::say!(
                 "{file}: valid {} ({})",
-                update.message_id, update.resource_type
+                update.message_id,
+                update.resource_type
             );
         }
         return Ok(());
@@ -114,9 +115,9 @@ pub async fn run(context: &Context, arguments: PublishArgs) -> Result<(), CliErr
     for (file, update) in &updates {
         match publisher.publish(update).await {
             Ok(ack) if ack.duplicate => {
-                println!("{file}: {} was already stored", update.message_id)
+                crate::say!("{file}: {} was already stored", update.message_id)
             }
-            Ok(_) => println!(
+            Ok(_) => crate::say!(
                 "{file}: published {} on {}",
                 update.message_id,
                 publisher.subject(update)

@@ -104,7 +104,7 @@ async fn show(context: &Context, arguments: ShowArgs) -> Result<(), CliError> {
             .await
             .map_err(|status| CliError::rpc(action, status))?
             .into_inner();
-        println!("{}", bundle.bundle_json);
+        crate::say!("{}", bundle.bundle_json);
         return Ok(());
     }
     let view = client
@@ -125,7 +125,7 @@ async fn show(context: &Context, arguments: ShowArgs) -> Result<(), CliError> {
     if arguments.json {
         crate::commands::print_json(&crate::render::json::care_record(&view));
     } else {
-        print!("{}", timeline::render(&view));
+        crate::say_raw!("{}", timeline::render(&view));
     }
     Ok(())
 }

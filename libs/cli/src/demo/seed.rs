@@ -88,7 +88,7 @@ pub async fn seed(context: &Context, arguments: SeedArgs) -> Result<(), CliError
     }
     bar.finish_and_clear();
     eprintln!("consent facts recorded: {recorded} (facts already present were left alone)");
-    println!(
+    crate::say!(
         "\n{}",
         plan::walkthrough(&cast, practice, &arguments.demo_password)
     );

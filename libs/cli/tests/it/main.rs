@@ -3,6 +3,7 @@
 //! in-process, with the real PostgreSQL, NATS and Redis.
 #![allow(clippy::unwrap_used)]
 
+mod demo;
 mod errors;
 mod platform;
 mod support;
