@@ -97,7 +97,11 @@ async fn dispatch(context: Context, command: Command) -> Result<(), CliError> {
         Command::Health(arguments) => commands::health::run(&context, arguments).await,
         Command::Demo(command) => demo::run(&context, command).await,
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "mcr", &mut std::io::stdout());
+            // Into memory first: clap_complete panics on a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mcr", &mut script);
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(&script);
             Ok(())
         }
     }
