@@ -125,3 +125,36 @@ pub struct ExternalIssuer {
     /// Its JWK Set as JSON (`{"keys": [...]}`), as published at its `jwks_uri`.
     pub jwks_json: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_read_as_a_list_or_as_one_string() {
+        let listed: Result<BootstrapServiceAccount, _> = serde_json::from_str(
+            r#"{"client_id": "svc-consent", "client_secret": "x", "organisation_code": "MCR001",
+                "scopes": ["index:read", "consent:decide"]}"#,
+        );
+        let joined: Result<BootstrapServiceAccount, _> = serde_json::from_str(
+            r#"{"client_id": "svc-consent", "client_secret": "x", "organisation_code": "MCR001",
+                "scopes": "index:read, consent:decide"}"#,
+        );
+        for account in [listed, joined] {
+            let scopes = account.map(|account| account.scopes.to_vec()).ok();
+            assert_eq!(
+                scopes,
+                Some(vec!["index:read".to_owned(), "consent:decide".to_owned()])
+            );
+        }
+    }
+
+    #[test]
+    fn the_secret_never_prints() {
+        let account: Result<BootstrapServiceAccount, _> = serde_json::from_str(
+            r#"{"client_id": "svc-consent", "client_secret": "very secret value", "organisation_code": "MCR001", "scopes": "index:read"}"#,
+        );
+        let printed = format!("{account:?}");
+        assert!(!printed.contains("very secret value"), "{printed}");
+    }
+}
