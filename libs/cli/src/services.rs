@@ -124,3 +124,44 @@ pub fn request<T>(message: T, token: Option<&str>) -> Result<Request<T>, CliErro
     }
     Ok(request)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcr_runtime::settings::{LogFormat, TelemetrySettings};
+    use mcr_runtime::telemetry::{self, LogOutput};
+
+    #[test]
+    fn requests_carry_the_commands_trace_and_the_token() {
+        let settings = TelemetrySettings {
+            log_format: LogFormat::Human,
+            log_filter: "info".to_owned(),
+            otlp_endpoint: None,
+        };
+        let _guard = telemetry::init("mcr-test", &settings, LogOutput::Discard);
+        let span = tracing::info_span!("mcr", command = "record");
+        let _entered = span.enter();
+        let first = request((), Some("a-token"))
+            .ok()
+            .unwrap_or_else(|| Request::new(()));
+        let second = request((), None).ok().unwrap_or_else(|| Request::new(()));
+        let trace_of = |request: &Request<()>| {
+            request
+                .metadata()
+                .get("traceparent")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split('-').nth(1))
+                .map(str::to_owned)
+        };
+        assert!(trace_of(&first).is_some(), "{:?}", first.metadata());
+        assert_eq!(trace_of(&first), trace_of(&second), "one trace per command");
+        assert_eq!(
+            first
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer a-token")
+        );
+        assert!(second.metadata().get("authorization").is_none());
+    }
+}

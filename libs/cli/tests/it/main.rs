@@ -6,4 +6,5 @@
 mod demo;
 mod errors;
 mod platform;
+mod session;
 mod support;

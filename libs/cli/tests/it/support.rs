@@ -109,3 +109,12 @@ impl Mcr {
         assert_eq!(run.code, 0, "login as {username}: {run:?}");
     }
 }
+
+impl Mcr {
+    /// `mcr` pointed at a lone identity service.
+    pub fn with_identity(home: &Path, identity_url: String) -> Self {
+        let mut mcr = Self::new(home, None);
+        mcr.urls[0] = ("MCR_IDENTITY_URL", identity_url);
+        mcr
+    }
+}
