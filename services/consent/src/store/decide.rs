@@ -203,3 +203,83 @@ fn restriction_fact(restriction: SnapshotRestriction) -> Stored<RestrictionFact>
         expires_at: optional_instant(restriction.x)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn viewer() -> Viewer {
+        Viewer {
+            user_id: "u1".to_owned(),
+            role_profile_id: "rp1".to_owned(),
+            role: Role::Nurse,
+            organisation_code: "RQW".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_snapshot_is_narrowed_to_the_viewer() {
+        let snapshot: Snapshot = serde_json::from_value(serde_json::json!({
+            "o": 1_764_000_000_000_000_i64,
+            "r": [
+                {"i": Uuid::from_u128(1), "o": "RQW", "s": 1_700_000_000_000_000_i64, "e": null},
+                {"i": Uuid::from_u128(2), "o": "RAJ", "s": 1_700_000_000_000_000_i64, "e": null}
+            ],
+            "p": [
+                {"i": Uuid::from_u128(3), "o": "RQW", "u": "", "b": false, "c": [], "f": 1, "x": 2, "w": null},
+                {"i": Uuid::from_u128(4), "o": "RQW", "u": "someone-else", "b": false, "c": [9], "f": 1, "x": 2, "w": null},
+                {"i": Uuid::from_u128(5), "o": "RAJ", "u": "", "b": true, "c": [], "f": 1, "x": 2, "w": 3}
+            ],
+            "x": [
+                {"i": Uuid::from_u128(6), "c": 9, "s": "", "n": [], "vo": [], "vr": [7], "vu": [], "x": null}
+            ],
+            "g": [
+                {"i": Uuid::from_u128(7), "u": "u1", "rp": "rp1", "x": 5},
+                {"i": Uuid::from_u128(8), "u": "u1", "rp": "another-profile", "x": 5}
+            ]
+        }))
+        .expect("a snapshot as the SQL function writes it");
+        let facts = for_viewer(4, snapshot, &viewer()).expect("facts");
+        assert_eq!(facts.consent_version, 4);
+        assert!(facts.opt_out.is_some());
+        assert_eq!(facts.relationships.len(), 1);
+        assert_eq!(
+            facts.relationships[0].care_relationship_id,
+            Uuid::from_u128(1)
+        );
+        assert_eq!(
+            facts.permissions.len(),
+            1,
+            "other organisations' and other professionals' permissions are dropped"
+        );
+        assert_eq!(facts.permissions[0].categories, CategorySet::ALL);
+        assert_eq!(facts.restrictions.len(), 1);
+        assert_eq!(
+            facts.restrictions[0].target,
+            RestrictionTarget::Category(Category::MentalHealth)
+        );
+        assert_eq!(
+            facts.restrictions[0].viewers.roles,
+            vec![Role::SocialWorker]
+        );
+        assert_eq!(
+            facts.grants.len(),
+            1,
+            "only this role profile's grants count"
+        );
+        assert_eq!(facts.grants[0].grant_id, Uuid::from_u128(7));
+    }
+
+    #[test]
+    fn an_empty_snapshot_has_no_facts() {
+        let snapshot: Snapshot = serde_json::from_str("{}").expect("empty snapshot");
+        let facts = for_viewer(1, snapshot, &viewer()).expect("facts");
+        assert_eq!(
+            facts,
+            DecisionFacts {
+                consent_version: 1,
+                ..DecisionFacts::default()
+            }
+        );
+    }
+}
