@@ -9,13 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::Decision;
 
-/// A protobuf timestamp of `at`.
-pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
-    }
-}
+pub use mcr_proto::timestamps::timestamp;
 
 /// Who recorded a change, when, from where.
 pub fn provenance(

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::stream;
 use mcr_proto::consent::v1::BreakGlassAlert;
 use mcr_runtime::nats::NatsBus;
 use prost::Message;
@@ -15,8 +14,7 @@ use uuid::Uuid;
 use crate::error::ConsentError;
 use crate::store;
 
-/// The stream of consent events.
-pub const CONSENT_EVENTS_STREAM: &str = "MCR_CONSENT_EVENTS";
+pub use mcr_runtime::streams::CONSENT_EVENTS_STREAM;
 /// Prefix of the per-person subject: `mcr.consent.v1.changed.<person_id>`.
 pub const CONSENT_CHANGED_SUBJECT_PREFIX: &str = "mcr.consent.v1.changed.";
 /// Break-glass alerts for privacy officers (core NATS, like audit's alerts).
@@ -27,19 +25,6 @@ pub const BREAK_GLASS_ALERT_SUBJECT: &str = "mcr.alerts.v1.break_glass";
 const RELAY_INTERVAL: Duration = Duration::from_secs(2);
 /// Events younger than this are still being published by their RPC.
 const RELAY_GRACE: time::Duration = time::Duration::seconds(3);
-
-fn stream_config() -> stream::Config {
-    stream::Config {
-        name: CONSENT_EVENTS_STREAM.to_owned(),
-        subjects: vec!["mcr.consent.v1.>".to_owned()],
-        storage: stream::StorageType::File,
-        // The aggregator must see every change; a week covers any outage.
-        max_age: Duration::from_secs(7 * 24 * 60 * 60),
-        // The relay may re-publish an event its RPC published moments ago.
-        duplicate_window: Duration::from_secs(10 * 60),
-        ..Default::default()
-    }
-}
 
 /// The subject (unscoped) of a person's changes.
 pub fn changed_subject(person_id: Uuid) -> String {
@@ -54,7 +39,7 @@ pub async fn publish_changed(
     person_id: Uuid,
     payload: Vec<u8>,
 ) -> Result<(), ConsentError> {
-    nats.ensure_stream(stream_config())
+    nats.ensure_stream(mcr_runtime::streams::consent_events_stream_config())
         .await
         .map_err(|error| ConsentError::Messaging(error.to_string()))?;
     let mut headers = async_nats::HeaderMap::new();

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, stream};
+use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use mcr_proto::audit::v1::AuditAction;
 use mcr_proto::common::v1::Actor;
@@ -25,19 +25,7 @@ use crate::error::ConsentError;
 use crate::events;
 use crate::store::{self, ChangeRow, Tx};
 
-/// patient-index's stream (the same configuration it creates).
-const INDEX_EVENTS_STREAM: &str = "MCR_INDEX_EVENTS";
 const CONSUMER: &str = "consent-person-merges";
-
-fn index_stream_config() -> stream::Config {
-    stream::Config {
-        name: INDEX_EVENTS_STREAM.to_owned(),
-        subjects: vec!["mcr.index.v1.>".to_owned()],
-        storage: stream::StorageType::File,
-        max_age: Duration::from_secs(7 * 24 * 60 * 60),
-        ..Default::default()
-    }
-}
 
 /// Applies merges and unmerges to consent's facts.
 #[derive(Debug, Clone)]
@@ -74,7 +62,7 @@ impl MergeFollower {
         let messaging = |error: &dyn std::fmt::Display| ConsentError::Messaging(error.to_string());
         let stream = self
             .nats
-            .ensure_stream(index_stream_config())
+            .ensure_stream(mcr_runtime::streams::index_events_stream_config())
             .await
             .map_err(|e| messaging(&e))?;
         let consumer = self
