@@ -144,6 +144,37 @@ impl NatsBus {
     }
 }
 
+/// Runs `consume` until `stop`, re-attaching after each failure with a
+/// backoff from 200 ms to 5 s; `attached` is cleared while detached (a
+/// readiness condition). `consume` sets `attached` once it is consuming and
+/// returns why it stopped.
+pub async fn consume_until_stopped<F, Fut>(
+    what: &str,
+    attached: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: tokio_util::sync::CancellationToken,
+    mut consume: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut retry_delay = Duration::from_millis(200);
+    loop {
+        let outcome = tokio::select! {
+            () = stop.cancelled() => return,
+            outcome = consume() => outcome,
+        };
+        attached.store(false, std::sync::atomic::Ordering::Release);
+        if let Err(reason) = outcome {
+            tracing::warn!(%reason, retry_in_ms = retry_delay.as_millis() as u64, "{what} stopped; re-attaching");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(retry_delay) => {}
+        }
+        retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Waits for the next message of a pull consumer's `messages`, then takes
 /// more until `size` messages or `linger` has passed: one batch, so one
 /// transaction commits many messages. Returns the batch and, when the

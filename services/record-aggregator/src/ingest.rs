@@ -66,22 +66,11 @@ struct Accepted {
 impl Ingest {
     /// Consumes until `stop`, re-attaching after any failure.
     pub async fn run(self, attached: Arc<AtomicBool>, stop: CancellationToken) {
-        let mut retry_delay = Duration::from_millis(200);
-        loop {
-            let outcome = tokio::select! {
-                () = stop.cancelled() => return,
-                outcome = self.consume(&attached) => outcome,
-            };
-            attached.store(false, Ordering::Release);
-            if let Err(reason) = outcome {
-                tracing::warn!(%reason, retry_in_ms = retry_delay.as_millis() as u64, "record ingest stopped; re-attaching");
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(retry_delay) => {}
-            }
-            retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
-        }
+        let flag = Arc::clone(&attached);
+        mcr_runtime::nats::consume_until_stopped("record ingest", attached, stop, || {
+            self.consume(&flag)
+        })
+        .await;
     }
 
     async fn consume(&self, attached: &AtomicBool) -> Result<(), String> {

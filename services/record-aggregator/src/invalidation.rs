@@ -75,18 +75,12 @@ pub struct Follower {
 impl Follower {
     /// Follows until `stop`, re-attaching after any failure.
     pub async fn run(self, attached: Arc<AtomicBool>, stop: CancellationToken) {
-        loop {
-            let outcome = tokio::select! {
-                () = stop.cancelled() => return,
-                outcome = self.follow(&attached) => outcome,
-            };
-            attached.store(false, Ordering::Release);
-            tracing::warn!(reason = %outcome, source = ?self.source, "event follower stopped; re-attaching");
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
+        let flag = Arc::clone(&attached);
+        let what = format!("{:?} event follower", self.source);
+        mcr_runtime::nats::consume_until_stopped(&what, attached, stop, || async {
+            Err(self.follow(&flag).await)
+        })
+        .await;
     }
 
     async fn follow(&self, attached: &AtomicBool) -> String {
