@@ -1,7 +1,7 @@
 //! Why a token was refused, mapped to a gRPC status in one place.
 
 /// Why a token was refused. Messages never contain the token.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     /// No `authorization: Bearer …` metadata.
     #[error(

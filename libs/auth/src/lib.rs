@@ -14,11 +14,17 @@ pub mod client;
 pub mod error;
 pub mod jwks;
 pub mod layer;
+pub mod limits;
+pub mod refusals;
 pub mod revocation;
 pub mod service;
 pub mod signing;
 pub mod verifier;
 
+#[cfg(test)]
+mod layer_tests;
+#[cfg(test)]
+mod verifier_proptests;
 #[cfg(test)]
 mod verifier_tests;
 
@@ -26,6 +32,8 @@ pub use claims::{AccessClaims, Principal, PrincipalKind, default_scopes_for_role
 pub use client::ServiceTokens;
 pub use error::AuthError;
 pub use layer::{AuthLayer, Authenticated, principal};
+pub use limits::{CallerLimits, RateSettings};
+pub use refusals::RefusalAudit;
 pub use revocation::{RevocationList, follow_revocations};
 pub use service::verifier_for_service;
 pub use signing::{SigningError, SigningKeyPair};
