@@ -7,7 +7,8 @@
 //! - [`server`]: gRPC with health, reflection, a span and metrics per call, an
 //!   admin port with `/metrics` and `/healthz`, graceful shutdown;
 //! - [`postgres`], [`nats`], [`redis_cache`]: connections that retry and say
-//!   clearly what is unreachable.
+//!   clearly what is unreachable;
+//! - [`tls`]: TLS and mutual TLS for gRPC servers and clients from settings.
 //!
 //! ```no_run
 //! # struct MyService;
@@ -33,6 +34,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod streams;
 pub mod telemetry;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::process::ExitCode;

@@ -1,11 +1,124 @@
 //! NATS with JetStream: a connection that retries by itself, subject and
 //! stream names scoped by the configured namespace, and stream creation.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::settings::NatsSettings;
+use crate::tls::TlsError;
+
+/// NATS TLS (`[nats.tls]`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct NatsTlsSettings {
+    /// Refuse a connection without TLS.
+    pub require_tls: bool,
+    /// The CA (PEM) the server's certificate must chain to.
+    pub ca_path: Option<PathBuf>,
+    /// A client certificate (PEM), for servers that verify clients.
+    pub cert_path: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key_path: Option<PathBuf>,
+}
+
+/// NATS TLS and credentials, from the `[nats]` section: at most one of
+/// `user` + `password`, `token` or `credentials_path`. Secrets are never
+/// printed (their `Debug` is redacted).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct NatsSecuritySettings {
+    /// TLS.
+    pub tls: NatsTlsSettings,
+    /// User name, with `password`.
+    pub user: Option<String>,
+    /// The user's password.
+    pub password: Option<SecretString>,
+    /// An authentication token.
+    pub token: Option<SecretString>,
+    /// A `.creds` file (JWT and NKey seed).
+    pub credentials_path: Option<PathBuf>,
+}
+
+impl NatsSecuritySettings {
+    /// Checks the settings fit together and their files are usable.
+    pub fn check(&self) -> Result<(), TlsError> {
+        let invalid = |setting: &str, reason: &str| TlsError::Invalid {
+            setting: setting.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let methods = [
+            self.user.is_some() || self.password.is_some(),
+            self.token.is_some(),
+            self.credentials_path.is_some(),
+        ];
+        if methods.iter().filter(|set| **set).count() > 1 {
+            return Err(invalid(
+                "nats",
+                "set one of user + password, token or credentials_path, not several",
+            ));
+        }
+        if self.user.is_some() != self.password.is_some() {
+            return Err(invalid("nats.user", "user and password go together"));
+        }
+        if let Some(path) = &self.credentials_path {
+            crate::tls::check_readable("nats.credentials_path", path)?;
+        }
+        let tls = &self.tls;
+        if let Some(path) = &tls.ca_path {
+            crate::tls::read_certificates("nats.tls.ca_path", path)?;
+        }
+        match (&tls.cert_path, &tls.key_path) {
+            (Some(cert_path), Some(key_path)) => {
+                crate::tls::read_certificates("nats.tls.cert_path", cert_path)?;
+                crate::tls::read_private_key("nats.tls.key_path", key_path)?;
+            }
+            (None, None) => {}
+            _ => {
+                return Err(invalid(
+                    "nats.tls",
+                    "cert_path and key_path go together: set both or neither",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        mut options: async_nats::ConnectOptions,
+    ) -> Result<async_nats::ConnectOptions, NatsError> {
+        let tls = &self.tls;
+        if tls.require_tls {
+            options = options.require_tls(true);
+        }
+        if let Some(path) = &tls.ca_path {
+            options = options.add_root_certificates(path.clone());
+        }
+        if let (Some(cert_path), Some(key_path)) = (&tls.cert_path, &tls.key_path) {
+            options = options.add_client_certificate(cert_path.clone(), key_path.clone());
+        }
+        if let (Some(user), Some(password)) = (&self.user, &self.password) {
+            options = options.user_and_password(user.clone(), password.expose_secret().to_owned());
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.expose_secret().to_owned());
+        }
+        if let Some(path) = &self.credentials_path {
+            options =
+                options
+                    .credentials_file(path)
+                    .await
+                    .map_err(|error| NatsError::Credentials {
+                        path: path.clone(),
+                        reason: error.to_string(),
+                    })?;
+        }
+        Ok(options)
+    }
+}
 
 /// Why NATS could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +128,14 @@ pub enum NatsError {
     InvalidUrl {
         /// The configured URL.
         url: String,
+        /// The client's complaint.
+        reason: String,
+    },
+    /// The credentials file could not be read or parsed.
+    #[error("invalid settings: nats.credentials_path: {}: {reason}", path.display())]
+    Credentials {
+        /// The file.
+        path: PathBuf,
         /// The client's complaint.
         reason: String,
     },
@@ -42,7 +163,17 @@ impl NatsBus {
     /// keeps retrying, so start-up never waits for NATS and health reports
     /// NOT_SERVING until it is reachable.
     pub async fn connect(settings: &NatsSettings, client_name: &str) -> Result<Self, NatsError> {
-        let client = async_nats::ConnectOptions::new()
+        Self::connect_with(settings, &NatsSecuritySettings::default(), client_name).await
+    }
+
+    /// As [`NatsBus::connect`], with TLS and credentials.
+    pub async fn connect_with(
+        settings: &NatsSettings,
+        security: &NatsSecuritySettings,
+        client_name: &str,
+    ) -> Result<Self, NatsError> {
+        let options = security.apply(async_nats::ConnectOptions::new()).await?;
+        let client = options
             .name(client_name)
             .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
             .retry_on_initial_connect()

@@ -4,6 +4,7 @@
 //! The pool is lazy so a service starts, answers health checks and reports
 //! NOT_SERVING while PostgreSQL is unreachable, rather than crash-looping.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -12,6 +13,78 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, Executor};
 
 use crate::settings::DatabaseSettings;
+use crate::tls::TlsError;
+
+/// How the connection to PostgreSQL uses TLS (libpq's `sslmode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseTlsMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, else plaintext (the default, for dev).
+    #[default]
+    Prefer,
+    /// TLS always, without checking the server's certificate.
+    Require,
+    /// TLS, and the server's certificate must chain to `ca_path`.
+    VerifyCa,
+    /// As `verify-ca`, and the certificate must name `database.host`.
+    VerifyFull,
+}
+
+/// PostgreSQL TLS (`[database.tls]`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct DatabaseTlsSettings {
+    /// `disable`, `prefer`, `require`, `verify-ca` or `verify-full`.
+    pub mode: DatabaseTlsMode,
+    /// The CA (PEM) the server's certificate must chain to; without it the
+    /// verifying modes trust the public web roots.
+    pub ca_path: Option<PathBuf>,
+    /// A client certificate (PEM), for servers that authenticate by certificate.
+    pub cert_path: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key_path: Option<PathBuf>,
+}
+
+/// The mode in force: `require_tls` raises `prefer` to `require`.
+fn effective_mode(settings: &DatabaseSettings) -> PgSslMode {
+    match (settings.tls.mode, settings.require_tls) {
+        (DatabaseTlsMode::Disable, _) => PgSslMode::Disable,
+        (DatabaseTlsMode::Prefer, false) => PgSslMode::Prefer,
+        (DatabaseTlsMode::Prefer | DatabaseTlsMode::Require, _) => PgSslMode::Require,
+        (DatabaseTlsMode::VerifyCa, _) => PgSslMode::VerifyCa,
+        (DatabaseTlsMode::VerifyFull, _) => PgSslMode::VerifyFull,
+    }
+}
+
+/// Checks the TLS settings fit together and their files are usable.
+pub fn check_tls(settings: &DatabaseSettings) -> Result<(), TlsError> {
+    if settings.require_tls && settings.tls.mode == DatabaseTlsMode::Disable {
+        return Err(TlsError::Invalid {
+            setting: "database.tls.mode".to_owned(),
+            reason: "is disable but database.require_tls is true: choose one".to_owned(),
+        });
+    }
+    let tls = &settings.tls;
+    if let Some(path) = &tls.ca_path {
+        crate::tls::read_certificates("database.tls.ca_path", path)?;
+    }
+    match (&tls.cert_path, &tls.key_path) {
+        (Some(cert_path), Some(key_path)) => {
+            crate::tls::read_certificates("database.tls.cert_path", cert_path)?;
+            crate::tls::read_private_key("database.tls.key_path", key_path)?;
+        }
+        (None, None) => {}
+        _ => {
+            return Err(TlsError::Invalid {
+                setting: "database.tls".to_owned(),
+                reason: "cert_path and key_path go together: set both or neither".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// Why the database could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -42,19 +115,21 @@ pub enum DatabaseError {
 }
 
 fn server_options(settings: &DatabaseSettings) -> PgConnectOptions {
-    let ssl_mode = if settings.require_tls {
-        PgSslMode::Require
-    } else {
-        PgSslMode::Prefer
-    };
-    PgConnectOptions::new()
+    let mut options = PgConnectOptions::new()
         .host(&settings.host)
         .port(settings.port)
         .username(&settings.username)
         .password(settings.password.expose_secret())
-        .ssl_mode(ssl_mode)
+        .ssl_mode(effective_mode(settings))
         // Statement logging would put identifiers and values in the log.
-        .disable_statement_logging()
+        .disable_statement_logging();
+    if let Some(path) = &settings.tls.ca_path {
+        options = options.ssl_root_cert(path);
+    }
+    if let (Some(cert_path), Some(key_path)) = (&settings.tls.cert_path, &settings.tls.key_path) {
+        options = options.ssl_client_cert(cert_path).ssl_client_key(key_path);
+    }
+    options
 }
 
 /// A lazy pool on this service's database; nothing connects until first use.

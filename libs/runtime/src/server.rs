@@ -31,6 +31,7 @@ pub struct Application {
     service_name: &'static str,
     grpc_service_name: &'static str,
     grpc_settings: GrpcSettings,
+    grpc_tls: Option<tonic::transport::ServerTlsConfig>,
     grpc_listener: TcpListener,
     grpc_address: SocketAddr,
     admin_listener: TcpListener,
@@ -59,8 +60,19 @@ impl Application {
     /// the service starts NOT_SERVING and becomes SERVING when they answer.
     pub async fn build<S: McrService>(settings: Settings<S::Config>) -> Result<Self, StartupError> {
         let runtime = &settings.runtime;
+        let grpc_tls = runtime
+            .grpc
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let postgres = crate::postgres::lazy_pool(&runtime.database);
-        let nats = NatsBus::connect(&runtime.nats, &format!("mcr-{}", S::SPEC.name)).await?;
+        let nats = NatsBus::connect_with(
+            &runtime.nats,
+            &runtime.nats_security,
+            &format!("mcr-{}", S::SPEC.name),
+        )
+        .await?;
         let redis = if S::optional_dependencies().redis {
             Some(RedisCache::new(&runtime.redis)?)
         } else {
@@ -132,6 +144,7 @@ impl Application {
             service_name: S::SPEC.name,
             grpc_service_name: S::SPEC.grpc_service_name,
             grpc_settings: settings.runtime.grpc.clone(),
+            grpc_tls,
             grpc_listener,
             grpc_address,
             admin_listener,
@@ -161,6 +174,11 @@ impl Application {
         tracing::info!(
             service = self.service_name,
             grpc_address = %self.grpc_address,
+            grpc_tls = match &self.grpc_settings.tls {
+                None => "off",
+                Some(tls) if tls.client_ca_path.is_some() => "mutual",
+                Some(_) => "on",
+            },
             admin_address = %self.admin_address,
             "listening"
         );
@@ -193,9 +211,14 @@ impl Application {
                 tracing::info!("stopping: no new calls accepted, draining in-flight calls");
             }
         };
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.grpc_tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let server = builder
             .timeout(grpc_settings.request_timeout())
             .concurrency_limit_per_connection(grpc_settings.concurrency_limit_per_connection)
+            .max_concurrent_streams(grpc_settings.max_concurrent_streams)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(RpcObservabilityLayer)
             .add_routes(self.routes)

@@ -43,9 +43,12 @@ pub enum StartupError {
     /// NATS settings were unusable.
     #[error(transparent)]
     Nats(#[from] crate::nats::NatsError),
-    /// The Redis URL was unusable.
-    #[error("invalid settings: redis.url: {0}")]
-    Redis(#[from] redis::RedisError),
+    /// The Redis URL or TLS settings were unusable.
+    #[error(transparent)]
+    Redis(#[from] crate::redis_cache::RedisSetupError),
+    /// The gRPC TLS settings were unusable.
+    #[error("invalid settings: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {

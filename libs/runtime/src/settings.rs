@@ -17,7 +17,11 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::nats::NatsSecuritySettings;
+use crate::postgres::DatabaseTlsSettings;
+use crate::redis_cache::RedisTlsSettings;
 use crate::service::ServiceSpec;
+use crate::tls::{ClientTlsSettings, ServerTlsSettings, TlsError};
 
 /// Names the optional settings file.
 pub const CONFIG_FILE_VARIABLE: &str = "MCR_CONFIG_FILE";
@@ -28,6 +32,7 @@ host = "0.0.0.0"
 max_message_bytes = 4194304
 request_timeout_ms = 10000
 concurrency_limit_per_connection = 256
+max_concurrent_streams = 200
 drain_timeout_ms = 20000
 
 [admin]
@@ -79,6 +84,9 @@ pub enum SettingsError {
         /// What is wrong and what to do about it.
         reason: String,
     },
+    /// A TLS file is missing or unusable; the message names the setting.
+    #[error("invalid settings: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Everything a service is configured with: the shared runtime settings and
@@ -102,6 +110,11 @@ pub struct RuntimeSettings {
     pub database: DatabaseSettings,
     /// NATS with JetStream.
     pub nats: NatsSettings,
+    /// NATS TLS and credentials: the `nats.tls.*`, `nats.user`, … keys of
+    /// the same `[nats]` section, kept apart so code that builds a
+    /// [`NatsSettings`] by hand (tests, tools) is unaffected.
+    #[serde(skip)]
+    pub nats_security: NatsSecuritySettings,
     /// Redis.
     pub redis: RedisSettings,
     /// Access tokens: who issues them and for whom.
@@ -156,8 +169,17 @@ pub struct GrpcSettings {
     pub request_timeout_ms: u64,
     /// Concurrent requests allowed on one connection.
     pub concurrency_limit_per_connection: usize,
+    /// HTTP/2 streams (calls) one connection may have open at once: one
+    /// client cannot hold the server's resources with endless streams.
+    pub max_concurrent_streams: u32,
     /// How long in-flight calls may finish after SIGTERM, in milliseconds.
     pub drain_timeout_ms: u64,
+    /// Serve TLS (and mutual TLS with `client_ca_path`); absent: plaintext.
+    #[serde(default)]
+    pub tls: Option<ServerTlsSettings>,
+    /// How this service connects to other services over gRPC.
+    #[serde(default)]
+    pub client_tls: ClientTlsSettings,
 }
 
 impl GrpcSettings {
@@ -211,8 +233,11 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// How long to wait for a connection, in milliseconds.
     pub connect_timeout_ms: u64,
-    /// Refuse to connect without TLS.
+    /// Refuse to connect without TLS (at least `tls.mode = "require"`).
     pub require_tls: bool,
+    /// TLS mode and the CA to verify the server with (`[database.tls]`).
+    #[serde(default)]
+    pub tls: DatabaseTlsSettings,
 }
 
 /// NATS with JetStream.
@@ -236,6 +261,9 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Per-command timeout in milliseconds: a slow cache must never slow a read.
     pub timeout_ms: u64,
+    /// CA and client certificate for `rediss://` URLs (`[redis.tls]`).
+    #[serde(default)]
+    pub tls: RedisTlsSettings,
 }
 
 /// Log output format.
@@ -290,7 +318,8 @@ impl<S: DeserializeOwned + Default> Settings<S> {
             )
             .build()?;
 
-        let runtime: RuntimeSettings = config.clone().try_deserialize()?;
+        let mut runtime: RuntimeSettings = config.clone().try_deserialize()?;
+        runtime.nats_security = config.get("nats")?;
         validate(&runtime)?;
         let service = match config.get::<S>(spec.config_section) {
             Ok(section) => section,
@@ -324,6 +353,19 @@ fn validate(runtime: &RuntimeSettings) -> Result<(), SettingsError> {
             reason: "may hold only letters, digits, '_' and '-'".to_owned(),
         });
     }
+    if runtime.grpc.max_concurrent_streams == 0 {
+        return Err(SettingsError::Rejected {
+            key: "grpc.max_concurrent_streams",
+            reason: "must be greater than zero".to_owned(),
+        });
+    }
+    if let Some(tls) = &runtime.grpc.tls {
+        crate::tls::server_config(tls)?;
+    }
+    crate::tls::check_client_settings(&runtime.grpc.client_tls)?;
+    crate::postgres::check_tls(&runtime.database)?;
+    runtime.nats_security.check()?;
+    runtime.redis.tls.check()?;
     Ok(())
 }
 
@@ -439,6 +481,52 @@ mod tests {
             message.contains("nats.namespace") && message.contains("letters"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn streams_per_connection_are_limited_by_default_and_zero_is_refused()
+    -> Result<(), SettingsError> {
+        let settings = Settings::<ExampleSection>::load(&SPEC, &environment(&[]))?;
+        assert_eq!(settings.runtime.grpc.max_concurrent_streams, 200);
+        assert!(
+            settings.runtime.grpc.tls.is_none(),
+            "TLS is off unless configured"
+        );
+        let error = Settings::<ExampleSection>::load(
+            &SPEC,
+            &environment(&[("MCR_GRPC__MAX_CONCURRENT_STREAMS", "0")]),
+        )
+        .expect_err("zero streams would refuse every call");
+        assert!(
+            error.to_string().contains("grpc.max_concurrent_streams"),
+            "{error}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn nats_credentials_come_from_the_nats_section_and_are_never_printed()
+    -> Result<(), SettingsError> {
+        let settings = Settings::<ExampleSection>::load(
+            &SPEC,
+            &environment(&[
+                ("MCR_NATS__USER", "aggregator"),
+                ("MCR_NATS__PASSWORD", "hunter2-secret"),
+                ("MCR_NATS__TLS__REQUIRE_TLS", "true"),
+            ]),
+        )?;
+        let security = &settings.runtime.nats_security;
+        assert_eq!(security.user.as_deref(), Some("aggregator"));
+        assert!(security.tls.require_tls);
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2-secret"), "{printed}");
+        let error = Settings::<ExampleSection>::load(
+            &SPEC,
+            &environment(&[("MCR_NATS__USER", "aggregator"), ("MCR_NATS__TOKEN", "t")]),
+        )
+        .expect_err("two ways to authenticate");
+        assert!(error.to_string().contains("nats"), "{error}");
+        Ok(())
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! The runtime's connection helpers against the real PostgreSQL and NATS.
 
+// A panic is how a test reports a failure.
+#![allow(clippy::unwrap_used)]
+
+mod certificates;
+mod nats_tls;
+mod tls;
+
 use std::time::Duration;
 
 use async_nats::jetstream::{consumer, stream};
@@ -111,6 +118,7 @@ async fn the_service_database_is_created_when_missing_and_a_bad_name_is_refused(
         max_connections: 2,
         connect_timeout_ms: 3000,
         require_tls: false,
+        tls: Default::default(),
     };
     let pool = mcr_runtime::postgres::lazy_pool(&settings);
     assert!(
@@ -149,6 +157,7 @@ async fn an_unreachable_postgres_is_named_in_the_error() {
         max_connections: 1,
         connect_timeout_ms: 500,
         require_tls: false,
+        tls: Default::default(),
     };
     let pool = mcr_runtime::postgres::lazy_pool(&settings);
     let error = mcr_runtime::postgres::prepare_database(&settings, &pool, None)
