@@ -9,6 +9,7 @@ use mcr_proto::identity::v1::identity_client::IdentityClient;
 use mcr_runtime::ServiceContext;
 use mcr_runtime::propagation::inject_current_into_grpc;
 use mcr_runtime::settings::AuthSettings;
+use mcr_runtime::tls::ClientTlsSettings;
 use tokio::sync::Mutex;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -53,7 +54,8 @@ impl ServiceTokens {
     /// Tokens for the service account configured in `auth.client_id` and
     /// `auth.client_secret`, issued by identity at `auth.identity_url`.
     pub fn for_service<C>(context: &ServiceContext<C>) -> Result<Self, AuthError> {
-        Self::new(&context.settings.runtime.auth)
+        let runtime = &context.settings.runtime;
+        Self::with_client_tls(&runtime.auth, &runtime.grpc.client_tls)
     }
 
     /// Tokens for the service account in `settings`; identity is reached
@@ -61,16 +63,19 @@ impl ServiceTokens {
     /// starts (health, reflection, metrics), and every call that needs a
     /// token fails UNAVAILABLE saying which settings to set.
     pub fn new(settings: &AuthSettings) -> Result<Self, AuthError> {
+        Self::with_client_tls(settings, &ClientTlsSettings::default())
+    }
+
+    /// As [`ServiceTokens::new`], with TLS for an `https://` identity URL.
+    pub fn with_client_tls(
+        settings: &AuthSettings,
+        tls: &ClientTlsSettings,
+    ) -> Result<Self, AuthError> {
         if settings.client_id.is_empty() || settings.client_secret.is_empty() {
             tracing::warn!("{}", AuthError::NoServiceCredentials);
         }
-        let channel = tonic::transport::Endpoint::from_shared(settings.identity_url.clone())
-            .map_err(|error| {
-                AuthError::KeysUnavailable(format!(
-                    "identity endpoint {:?} is invalid: {error}",
-                    settings.identity_url
-                ))
-            })?
+        let channel = mcr_runtime::tls::endpoint("auth.identity_url", &settings.identity_url, tls)
+            .map_err(|error| AuthError::KeysUnavailable(format!("invalid settings: {error}")))?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))
             .connect_lazy();

@@ -5,6 +5,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use mcr_proto::identity::v1::identity_client::IdentityClient;
 use mcr_proto::identity::v1::{GetJwksRequest, JsonWebKey};
+use mcr_runtime::tls::ClientTlsSettings;
 use tonic::transport::Channel;
 
 use crate::error::AuthError;
@@ -20,12 +21,13 @@ impl IdentityJwks {
     /// A source talking to identity at `endpoint` (`http://identity:50051`);
     /// connects on first use.
     pub fn new(endpoint: &str) -> Result<Self, AuthError> {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|error| {
-                AuthError::KeysUnavailable(format!(
-                    "identity endpoint {endpoint:?} is invalid: {error}"
-                ))
-            })?
+        Self::with_client_tls(endpoint, &ClientTlsSettings::default())
+    }
+
+    /// As [`IdentityJwks::new`], with TLS for an `https://` endpoint.
+    pub fn with_client_tls(endpoint: &str, tls: &ClientTlsSettings) -> Result<Self, AuthError> {
+        let channel = mcr_runtime::tls::endpoint("auth.identity_url", endpoint, tls)
+            .map_err(|error| AuthError::KeysUnavailable(format!("invalid settings: {error}")))?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))
             .connect_lazy();

@@ -26,7 +26,10 @@ impl From<&AuthSettings> for VerifierConfig {
 /// serves health checks while identity is still starting.
 pub fn verifier_for_service<C>(context: &ServiceContext<C>) -> Result<TokenVerifier, AuthError> {
     let auth = &context.settings.runtime.auth;
-    let jwks = IdentityJwks::new(&auth.identity_url)?;
+    let jwks = IdentityJwks::with_client_tls(
+        &auth.identity_url,
+        &context.settings.runtime.grpc.client_tls,
+    )?;
     let verifier = TokenVerifier::new(VerifierConfig::from(auth), Some(Arc::new(jwks)));
     context.tasks.spawn(follow_revocations(
         context.nats.clone(),

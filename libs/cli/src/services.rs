@@ -2,11 +2,13 @@
 //! command's W3C trace context (so one trace runs from the CLI through every
 //! service) and, when signed in, the access token.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use mcr_runtime::tls::ClientTlsSettings;
 use tonic::Request;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::error::CliError;
 
@@ -83,16 +85,33 @@ impl Endpoints {
             url: url.clone(),
             reason,
         };
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|_| {
-                unreachable("that is not a URL such as http://127.0.0.1:50051".to_owned())
-            })?
+        let setting = format!("--{}-url", service.name());
+        let endpoint = mcr_runtime::tls::endpoint(&setting, &url, &client_tls_from_environment())
+            .map_err(|error| unreachable(error.to_string()))?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(60));
         endpoint
             .connect()
             .await
             .map_err(|error| unreachable(transport_reason(&error)))
+    }
+}
+
+/// TLS for `https://` URLs, from the variables the services read too:
+/// `MCR_GRPC__CLIENT_TLS__CA_PATH` (the CA that signed the services'
+/// certificates) and, for mutual TLS, `MCR_GRPC__CLIENT_TLS__CERT_PATH` and
+/// `MCR_GRPC__CLIENT_TLS__KEY_PATH`.
+fn client_tls_from_environment() -> ClientTlsSettings {
+    let path = |name: &str| {
+        std::env::var_os(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    ClientTlsSettings {
+        ca_path: path("MCR_GRPC__CLIENT_TLS__CA_PATH"),
+        cert_path: path("MCR_GRPC__CLIENT_TLS__CERT_PATH"),
+        key_path: path("MCR_GRPC__CLIENT_TLS__KEY_PATH"),
+        require_tls: false,
     }
 }
 

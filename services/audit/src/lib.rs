@@ -68,8 +68,11 @@ impl McrService for AuditService {
             .map_err(|error| StartupError::Service(error.to_string()))?;
         let checkpointer =
             Checkpointer::new(context.postgres.clone(), &config).map_err(StartupError::Service)?;
-        let organisations = Organisations::new(&context.settings.runtime.auth.identity_url)
-            .map_err(StartupError::Service)?;
+        let organisations = Organisations::new(
+            &context.settings.runtime.auth.identity_url,
+            &context.settings.runtime.grpc.client_tls,
+        )
+        .map_err(StartupError::Service)?;
 
         let alerts = Alerts {
             pool: context.postgres.clone(),

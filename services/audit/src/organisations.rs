@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use mcr_proto::audit::v1::OrganisationContact;
 use mcr_proto::identity::v1::GetOrganisationRequest;
 use mcr_proto::identity::v1::identity_client::IdentityClient;
+use mcr_runtime::tls::ClientTlsSettings;
 use tonic::transport::Channel;
 
 use crate::error::AuditError;
@@ -21,10 +22,11 @@ pub struct Organisations {
 }
 
 impl Organisations {
-    /// A client of identity at `identity_url` (connects on first use).
-    pub fn new(identity_url: &str) -> Result<Self, String> {
-        let endpoint = tonic::transport::Endpoint::from_shared(identity_url.to_owned())
-            .map_err(|error| format!("invalid settings: auth.identity_url: {error}"))?
+    /// A client of identity at `identity_url` (connects on first use), over
+    /// TLS when it is `https://`.
+    pub fn new(identity_url: &str, tls: &ClientTlsSettings) -> Result<Self, String> {
+        let endpoint = mcr_runtime::tls::endpoint("auth.identity_url", identity_url, tls)
+            .map_err(|error| format!("invalid settings: {error}"))?
             .connect_timeout(std::time::Duration::from_secs(2))
             .timeout(std::time::Duration::from_secs(5));
         Ok(Self {

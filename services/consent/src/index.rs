@@ -8,6 +8,7 @@ use mcr_proto::common::v1::PersonReference;
 use mcr_proto::common::v1::person_reference::Reference;
 use mcr_proto::patient_index::v1::GetPersonRequest;
 use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
+use mcr_runtime::tls::ClientTlsSettings;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -24,15 +25,19 @@ pub struct PersonDirectory {
 }
 
 impl PersonDirectory {
-    /// A directory on `patient_index_url` (connected lazily).
-    pub fn new(patient_index_url: &str, tokens: Option<ServiceTokens>) -> Result<Self, String> {
-        let channel = tonic::transport::Endpoint::from_shared(patient_index_url.to_owned())
-            .map_err(|error| {
-                format!("consent.patient_index_url {patient_index_url:?} is invalid: {error}")
-            })?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .connect_lazy();
+    /// A directory on `patient_index_url` (connected lazily, over TLS when
+    /// it is `https://`).
+    pub fn new(
+        patient_index_url: &str,
+        tls: &ClientTlsSettings,
+        tokens: Option<ServiceTokens>,
+    ) -> Result<Self, String> {
+        let channel =
+            mcr_runtime::tls::endpoint("consent.patient_index_url", patient_index_url, tls)
+                .map_err(|error| error.to_string())?
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(5))
+                .connect_lazy();
         Ok(Self {
             client: PatientIndexClient::new(channel),
             tokens,

@@ -117,8 +117,12 @@ impl McrService for ConsentService {
                 None
             }
         };
-        let directory = index::PersonDirectory::new(&config.patient_index_url, tokens)
-            .map_err(|error| StartupError::Service(format!("invalid settings: {error}")))?;
+        let directory = index::PersonDirectory::new(
+            &config.patient_index_url,
+            &context.settings.runtime.grpc.client_tls,
+            tokens,
+        )
+        .map_err(|error| StartupError::Service(format!("invalid settings: {error}")))?;
         let auditor =
             audit::Auditor::new(mcr_audit_client::AuditPublisher::new(context.nats.clone()));
         let api = grpc::ConsentApi {

@@ -15,14 +15,21 @@ use mcr_proto::identity::v1::identity_client::IdentityClient;
 use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
 use mcr_proto::patient_index::v1::{GetPersonRequest, Person};
 use mcr_proto::records::v1::{CarriedCareRelationship, RecordUpdate};
+use mcr_runtime::tls::ClientTlsSettings;
 use tonic::transport::Channel;
 
 use crate::error::AggregatorError;
 
-/// A lazily connected channel to `url` whose calls give up after `timeout`.
-pub fn channel(setting: &str, url: &str, timeout: Duration) -> Result<Channel, String> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
-        .map_err(|error| format!("invalid settings: {setting}: {url:?} is not a URL: {error}"))?
+/// A lazily connected channel to `url` (TLS when `https://`) whose calls
+/// give up after `timeout`.
+pub fn channel(
+    setting: &str,
+    url: &str,
+    tls: &ClientTlsSettings,
+    timeout: Duration,
+) -> Result<Channel, String> {
+    Ok(mcr_runtime::tls::endpoint(setting, url, tls)
+        .map_err(|error| format!("invalid settings: {error}"))?
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect_lazy())

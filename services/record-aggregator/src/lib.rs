@@ -70,22 +70,30 @@ impl McrService for RecordAggregatorService {
             .map_err(|error| StartupError::Service(format!("invalid settings: auth: {error}")))?;
         let tokens = ServiceTokens::for_service(&context)
             .map_err(|error| StartupError::Service(error.to_string()))?;
+        let client_tls = &context.settings.runtime.grpc.client_tls;
         let index_channel = channel(
             "records.patient_index_url",
             &config.patient_index_url,
+            client_tls,
             timeout,
         )
         .map_err(StartupError::Service)?;
         let consent = Consent {
             client: ConsentClient::new(
-                channel("records.consent_url", &config.consent_url, timeout)
-                    .map_err(StartupError::Service)?,
+                channel(
+                    "records.consent_url",
+                    &config.consent_url,
+                    client_tls,
+                    timeout,
+                )
+                .map_err(StartupError::Service)?,
             ),
             tokens: tokens.clone(),
         };
         let identity_channel = channel(
             "auth.identity_url",
             &context.settings.runtime.auth.identity_url,
+            client_tls,
             timeout,
         )
         .map_err(StartupError::Service)?;
