@@ -119,7 +119,8 @@ impl McrService for AuditService {
             shutdown: context.shutdown.clone(),
         };
         let server = AuditServer::new(api).max_decoding_message_size(context.max_message_bytes());
-        let authenticated = AuthLayer::new(verifier, &[]).layer(server);
+        let authenticated =
+            AuthLayer::for_service(&context, Self::SPEC.name, verifier, &[]).layer(server);
         Ok(tonic::service::Routes::new(authenticated))
     }
 }

@@ -152,7 +152,7 @@ impl McrService for ConsentService {
         context.tasks.spawn(follower.run(context.shutdown.clone()));
         let server = ConsentServer::new(api).max_decoding_message_size(context.max_message_bytes());
         Ok(tonic::service::Routes::new(
-            AuthLayer::new(verifier, &[]).layer(server),
+            AuthLayer::for_service(&context, Self::SPEC.name, verifier, &[]).layer(server),
         ))
     }
 }

@@ -137,7 +137,9 @@ impl McrService for IdentityService {
         };
         let server = IdentityServer::new(grpc::IdentityApi { sessions })
             .max_decoding_message_size(context.max_message_bytes());
-        let authenticated = AuthLayer::new(verifier, grpc::PUBLIC_METHODS).layer(server);
+        let authenticated =
+            AuthLayer::for_service(&context, Self::SPEC.name, verifier, grpc::PUBLIC_METHODS)
+                .layer(server);
         Ok(tonic::service::Routes::new(authenticated))
     }
 }

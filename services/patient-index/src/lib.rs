@@ -82,7 +82,7 @@ impl McrService for PatientIndexService {
         let server =
             PatientIndexServer::new(api).max_decoding_message_size(context.max_message_bytes());
         Ok(tonic::service::Routes::new(
-            AuthLayer::new(verifier, &[]).layer(server),
+            AuthLayer::for_service(&context, Self::SPEC.name, verifier, &[]).layer(server),
         ))
     }
 }

@@ -6,7 +6,7 @@ use mcr_audit_client::AuditPublisher;
 use mcr_auth::Principal;
 use mcr_proto::audit::v1::{AuditAction, AuditEvent, AuditOutcome, OutcomeReason};
 use mcr_proto::common::v1::{Category, PersonReference, Purpose};
-use mcr_proto::consent::v1::{DecideResponse, Decision, ReasonCode};
+use mcr_proto::consent::v1::{DecideResponse, Decision, DecisionReason, ReasonCode};
 use mcr_proto::timestamps::timestamp;
 use time::OffsetDateTime;
 
@@ -41,7 +41,9 @@ pub struct Gatekeeper {
 
 impl Gatekeeper {
     /// Asks consent; a DENY (or an unknown person) is audited and returned
-    /// as an error, so the caller only ever holds a permit.
+    /// as an error, so the caller only ever holds a permit. An unknown
+    /// person is answered exactly like a person the caller has no basis
+    /// for ([`unknown_person_denial`]).
     pub async fn decide(
         &self,
         principal: &Principal,
@@ -74,7 +76,8 @@ impl Gatekeeper {
                     &Disclosure::default(),
                 )
                 .await?;
-                return Err(AggregatorError::Dependency { service, status });
+                tracing::debug!(%service, message = status.message(), "no person matches the reference; answered as a denial");
+                return Err(unknown_person_denial(principal, attempt.purpose));
             }
             Err(error) => return Err(error),
         };
@@ -215,6 +218,39 @@ fn outcome_reasons(decision: &DecideResponse) -> Vec<OutcomeReason> {
             text: reason.text.chars().take(500).collect(),
         })
         .collect()
+}
+
+/// The answer for a reference that names nobody: exactly the DENY consent
+/// gives an existing person the caller's organisation has no basis for
+/// (same code, text and trailing metadata, a fresh decision id), so probing
+/// NHS Numbers or local identifiers cannot tell who is registered. The
+/// audit trail still says PERSON_NOT_FOUND. The texts mirror consent's
+/// `decide` (direct care: no care relationship; emergency: no break-glass
+/// grant); the enumeration test compares the two answers end to end.
+fn unknown_person_denial(principal: &Principal, purpose: Purpose) -> AggregatorError {
+    let (code, text) = match purpose {
+        Purpose::Emergency => (
+            ReasonCode::PurposeNotPermitted,
+            "emergency access needs a break-glass grant for this person".to_owned(),
+        ),
+        Purpose::DirectCare | Purpose::Unspecified => (
+            ReasonCode::NoCareRelationship,
+            format!(
+                "no care relationship between {} and this person",
+                principal.organisation_code
+            ),
+        ),
+    };
+    denial(&DecideResponse {
+        decision_id: uuid::Uuid::now_v7().to_string(),
+        decision: Decision::Deny as i32,
+        reasons: vec![DecisionReason {
+            code: code as i32,
+            text,
+            category: Category::Unspecified as i32,
+        }],
+        ..Default::default()
+    })
 }
 
 /// The PERMISSION_DENIED of a DENY: its human reasons, and its id and

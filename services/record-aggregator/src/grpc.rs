@@ -67,6 +67,16 @@ fn view_request(
     ),
     client_address: String,
 ) -> Result<ViewRequest, AggregatorError> {
+    for (field, bound) in [("effective_from", from), ("effective_to", to)] {
+        if bound.is_some_and(|at| {
+            !(EARLIEST_WINDOW_SECONDS..=LATEST_WINDOW_SECONDS).contains(&at.seconds)
+        }) {
+            return Err(AggregatorError::invalid(
+                field,
+                "must lie between 1800-01-01 and 2200-01-01; leave it out for an open window",
+            ));
+        }
+    }
     Ok(ViewRequest {
         person: request::person_reference(person)?,
         purpose: request::purpose(purpose)?,
@@ -75,6 +85,13 @@ fn view_request(
         client_address,
     })
 }
+
+/// 1800-01-01T00:00:00Z. No entry is older (connectors publish nothing
+/// before 1850), so an earlier window bound is a client's mistake — or a
+/// probe — not a question.
+const EARLIEST_WINDOW_SECONDS: i64 = -5_364_662_400;
+/// 2200-01-01T00:00:00Z, far past any booked appointment.
+const LATEST_WINDOW_SECONDS: i64 = 7_258_118_400;
 
 fn offset(after: Option<&String>) -> Result<usize, AggregatorError> {
     after

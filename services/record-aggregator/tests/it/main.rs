@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod fhir;
+mod hostile;
 mod ingest;
 mod support;
 mod views;
