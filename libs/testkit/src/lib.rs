@@ -12,6 +12,7 @@
 
 pub mod binary;
 pub mod grpc;
+pub mod servers;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -1,0 +1,600 @@
+//! NATS, Redis and PostgreSQL servers owned by one test: started from the
+//! binaries on the machine, on spare loopback ports, with their data in a
+//! temporary directory that survives [`OwnedNats::restart`] and friends.
+//! Fault tests kill and restart these without disturbing other tests or the
+//! developer's running stack; everything is removed when they are dropped.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+use crate::TestEnvironment;
+use crate::binary::free_port;
+
+/// How long a server may take to accept connections after starting.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One server process and how to start it again on the same port and data.
+#[derive(Debug)]
+struct Server {
+    name: &'static str,
+    program: PathBuf,
+    arguments: Vec<String>,
+    /// Run as this (uid, gid) instead of root (PostgreSQL refuses root).
+    user: Option<(u32, u32)>,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn spawn(&mut self) {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.arguments)
+            .stdin(Stdio::null())
+            .stdout(if verbose() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .stderr(if verbose() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true);
+        if let Some((uid, gid)) = self.user {
+            // Direct exec as the user (not `runuser`, which stays the parent):
+            // the pid signalled is then the server itself.
+            command.uid(uid).gid(gid);
+        }
+        match command.spawn() {
+            Ok(child) => self.child = Some(child),
+            Err(error) => panic!(
+                "cannot start {} ({}): {error}",
+                self.name,
+                self.program.display()
+            ),
+        }
+    }
+
+    /// SIGKILL and wait until the process is gone.
+    async fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take()
+            && let Err(error) = child.kill().await
+        {
+            panic!("kill -9 of {} failed: {error}", self.name);
+        }
+    }
+
+    /// Sends `signal` and waits for the exit (SIGKILL after 20 s).
+    async fn signal_and_wait(&mut self, signal: &str) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
+            // `kill` keeps this crate free of unsafe signal calls.
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.kill().await;
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    async fn wait_for_port(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            assert!(
+                self.is_running(),
+                "{} exited while starting (TEST_LOG=1 shows its output)",
+                self.name
+            );
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not accept connections on port {} within {READY_TIMEOUT:?}",
+                self.name,
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+fn verbose() -> bool {
+    std::env::var_os("TEST_LOG").is_some()
+}
+
+fn temporary_directory(name: &str) -> tempfile::TempDir {
+    match tempfile::Builder::new()
+        .prefix(&format!("mcr-{name}-"))
+        .tempdir()
+    {
+        Ok(directory) => directory,
+        Err(error) => panic!("no temporary directory for {name}: {error}"),
+    }
+}
+
+/// A NATS server with JetStream whose store outlives restarts.
+#[derive(Debug)]
+pub struct OwnedNats {
+    server: Server,
+    _store: tempfile::TempDir,
+}
+
+impl OwnedNats {
+    /// Starts `nats-server -js` on a spare port and waits until JetStream answers.
+    pub async fn start() -> Self {
+        let store = temporary_directory("nats");
+        let port = free_port();
+        let mut server = Server {
+            name: "nats-server",
+            program: find_program(
+                "nats-server",
+                &["/usr/sbin/nats-server", "/usr/bin/nats-server"],
+            ),
+            arguments: vec![
+                "-js".to_owned(),
+                "-a".to_owned(),
+                "127.0.0.1".to_owned(),
+                "-p".to_owned(),
+                port.to_string(),
+                "-sd".to_owned(),
+                store.path().display().to_string(),
+            ],
+            user: None,
+            port,
+            child: None,
+        };
+        server.spawn();
+        let mut nats = Self {
+            server,
+            _store: store,
+        };
+        nats.wait_until_ready().await;
+        nats
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.server.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// `kill -9`: no shutdown code runs.
+    pub async fn kill9(&mut self) {
+        self.server.kill9().await;
+    }
+
+    /// A clean stop (SIGTERM).
+    pub async fn stop(&mut self) {
+        self.server.signal_and_wait("TERM").await;
+    }
+
+    /// Starts it again (stopping it first if running) on the same port and store.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.server.spawn();
+        self.wait_until_ready().await;
+    }
+
+    async fn wait_until_ready(&mut self) {
+        self.server.wait_for_port().await;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            // The raw account-info request: a reply without an error means
+            // JetStream is enabled (older servers' replies may not parse as
+            // this client's typed AccountInfo).
+            let ready = async {
+                let client = async_nats::connect(self.url()).await.ok()?;
+                let reply = client.request("$JS.API.INFO", "".into()).await.ok()?;
+                let text = String::from_utf8_lossy(&reply.payload).into_owned();
+                (text.contains("account_info_response") && !text.contains("\"error\""))
+                    .then_some(())
+            }
+            .await;
+            if ready.is_some() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server on port {} never enabled JetStream",
+                self.server.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A Redis server without persistence.
+#[derive(Debug)]
+pub struct OwnedRedis {
+    server: Server,
+    _directory: tempfile::TempDir,
+}
+
+impl OwnedRedis {
+    /// Starts `redis-server` on a spare port and waits until it answers PING.
+    pub async fn start() -> Self {
+        let directory = temporary_directory("redis");
+        let port = free_port();
+        let mut server = Server {
+            name: "redis-server",
+            program: find_program(
+                "redis-server",
+                &["/usr/bin/redis-server", "/usr/sbin/redis-server"],
+            ),
+            arguments: [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                &directory.path().display().to_string(),
+                "--daemonize",
+                "no",
+            ]
+            .iter()
+            .map(|argument| (*argument).to_owned())
+            .collect(),
+            user: None,
+            port,
+            child: None,
+        };
+        server.spawn();
+        let mut redis = Self {
+            server,
+            _directory: directory,
+        };
+        redis.wait_until_ready().await;
+        redis
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.server.port)
+    }
+
+    /// `kill -9`.
+    pub async fn kill9(&mut self) {
+        self.server.kill9().await;
+    }
+
+    /// A clean stop (SIGTERM).
+    pub async fn stop(&mut self) {
+        self.server.signal_and_wait("TERM").await;
+    }
+
+    /// Starts it again on the same port (empty: it keeps nothing on disk).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.server.spawn();
+        self.wait_until_ready().await;
+    }
+
+    /// Sends one inline command and returns the raw reply (for tests that
+    /// inspect the cache: `KEYS *`, `DBSIZE`).
+    pub async fn command(&self, line: &str) -> Result<String, std::io::Error> {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.server.port)).await?;
+        stream.write_all(format!("{line}\r\n").as_bytes()).await?;
+        let mut reply = vec![0u8; 64 * 1024];
+        let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut reply))
+            .await
+            .map_err(|_| std::io::Error::other("redis did not answer within 2 s"))??;
+        Ok(String::from_utf8_lossy(&reply[..read]).into_owned())
+    }
+
+    async fn wait_until_ready(&mut self) {
+        self.server.wait_for_port().await;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while !matches!(self.command("PING").await, Ok(reply) if reply.starts_with("+PONG")) {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server never answered PING"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// A PostgreSQL cluster of its own (initdb'd in a temporary directory, run
+/// as the `postgres` OS user), with the `mcr` role (password `mcr`) able to
+/// create databases, as services expect.
+#[derive(Debug)]
+pub struct OwnedPostgres {
+    server: Server,
+    _directory: tempfile::TempDir,
+}
+
+impl OwnedPostgres {
+    /// Initialises a cluster, starts it on a spare port, creates the role.
+    pub async fn start() -> Self {
+        let bin = postgres_bin_directory();
+        let user = postgres_user();
+        let directory = temporary_directory("postgres");
+        let data = directory.path().join("data");
+        let password_file = directory.path().join("superuser-password");
+        if let Err(error) = std::fs::write(&password_file, "postgres\n") {
+            panic!("cannot write {}: {error}", password_file.display());
+        }
+        for path in [directory.path(), password_file.as_path()] {
+            if let Err(error) = std::os::unix::fs::chown(path, Some(user.0), Some(user.1)) {
+                panic!(
+                    "cannot give {} to the postgres user: {error}",
+                    path.display()
+                );
+            }
+        }
+        let initialised = Command::new(bin.join("initdb"))
+            .args(["-D", &data.display().to_string()])
+            .args(["-U", "postgres", "-A", "scram-sha-256", "-E", "UTF8"])
+            .args(["--no-sync", "--no-instructions", "--locale", "C"])
+            .arg(format!("--pwfile={}", password_file.display()))
+            .uid(user.0)
+            .gid(user.1)
+            .stdin(Stdio::null())
+            .output()
+            .await;
+        match initialised {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => panic!("initdb failed: {}", String::from_utf8_lossy(&output.stderr)),
+            Err(error) => panic!("cannot run initdb: {error}"),
+        }
+        let port = free_port();
+        let mut server = Server {
+            name: "postgres",
+            program: bin.join("postgres"),
+            arguments: [
+                "-D",
+                &data.display().to_string(),
+                "-p",
+                &port.to_string(),
+                "-k",
+                &directory.path().display().to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=32MB",
+                // A test cluster: durability against an OS crash is not
+                // what the tests check, speed on a shared disk is.
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+            .iter()
+            .map(|argument| (*argument).to_owned())
+            .collect(),
+            user: Some(user),
+            port,
+            child: None,
+        };
+        server.spawn();
+        let mut postgres = Self {
+            server,
+            _directory: directory,
+        };
+        postgres.wait_until_ready().await;
+        let superuser = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
+        let created = async {
+            let pool = sqlx::PgPool::connect(&superuser).await?;
+            sqlx::query("CREATE ROLE mcr LOGIN CREATEDB PASSWORD 'mcr'")
+                .execute(&pool)
+                .await?;
+            pool.close().await;
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        if let Err(error) = created {
+            panic!("cannot create the mcr role: {error}");
+        }
+        postgres
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// `postgres://mcr:mcr@127.0.0.1:<port>/<database>`.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://mcr:mcr@127.0.0.1:{}/{database}",
+            self.server.port
+        )
+    }
+
+    /// A crash: immediate shutdown (SIGQUIT), no checkpoint; the restart
+    /// runs crash recovery. (SIGKILL of the postmaster would leave its
+    /// backends holding the shared memory and block the restart.)
+    pub async fn crash(&mut self) {
+        self.server.signal_and_wait("QUIT").await;
+    }
+
+    /// A clean, fast stop (SIGINT): sessions are disconnected, not waited for.
+    pub async fn stop(&mut self) {
+        self.server.signal_and_wait("INT").await;
+    }
+
+    /// Starts it again (stopping it first if running) on the same port and data.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.server.spawn();
+        self.wait_until_ready().await;
+    }
+
+    async fn wait_until_ready(&mut self) {
+        self.server.wait_for_port().await;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let url = format!(
+            "postgres://postgres:postgres@127.0.0.1:{}/postgres",
+            self.server.port
+        );
+        loop {
+            if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                pool.close().await;
+                return;
+            }
+            assert!(Instant::now() < deadline, "postgres never accepted a login");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for OwnedPostgres {
+    /// A fast stop, waited for (briefly), so no backend outlives the test
+    /// holding shared memory or the removed data directory.
+    fn drop(&mut self) {
+        let Some(mut child) = self.server.child.take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// NATS, Redis and PostgreSQL for one test.
+#[derive(Debug)]
+pub struct OwnedServers {
+    /// NATS with JetStream.
+    pub nats: OwnedNats,
+    /// Redis.
+    pub redis: OwnedRedis,
+    /// PostgreSQL.
+    pub postgres: OwnedPostgres,
+}
+
+impl OwnedServers {
+    /// Starts all three at once.
+    pub async fn start() -> Self {
+        let (nats, redis, postgres) = tokio::join!(
+            OwnedNats::start(),
+            OwnedRedis::start(),
+            OwnedPostgres::start()
+        );
+        Self {
+            nats,
+            redis,
+            postgres,
+        }
+    }
+
+    /// A test environment whose services use these servers (never the shared ones).
+    pub fn environment(&self) -> TestEnvironment {
+        TestEnvironment::on_servers(self)
+    }
+}
+
+impl TestEnvironment {
+    /// A fresh environment on `servers` instead of the shared servers.
+    pub fn on_servers(servers: &OwnedServers) -> Self {
+        crate::init_test_telemetry();
+        let id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let mut base_variables: HashMap<String, String> = mcr_runtime::process_environment()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("MCR_"))
+            .collect();
+        for (name, value) in [
+            ("MCR_GRPC__HOST", "127.0.0.1".to_owned()),
+            ("MCR_GRPC__PORT", "0".to_owned()),
+            ("MCR_ADMIN__HOST", "127.0.0.1".to_owned()),
+            ("MCR_ADMIN__PORT", "0".to_owned()),
+            ("MCR_GRPC__DRAIN_TIMEOUT_MS", "3000".to_owned()),
+            ("MCR_NATS__NAMESPACE", id.clone()),
+            ("MCR_REDIS__KEY_PREFIX", format!("mcr-test:{id}:")),
+            ("MCR_NATS__URL", servers.nats.url()),
+            ("MCR_REDIS__URL", servers.redis.url()),
+            ("MCR_DATABASE__HOST", "127.0.0.1".to_owned()),
+            ("MCR_DATABASE__PORT", servers.postgres.port().to_string()),
+            ("MCR_DATABASE__USERNAME", "mcr".to_owned()),
+            ("MCR_DATABASE__PASSWORD", "mcr".to_owned()),
+        ] {
+            base_variables.insert(name.to_owned(), value);
+        }
+        Self { id, base_variables }
+    }
+}
+
+/// The first of `candidates` that exists, else `name` on the PATH.
+fn find_program(name: &str, candidates: &[&str]) -> PathBuf {
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// `/usr/lib/postgresql/<newest>/bin`, where Debian's packages put the
+/// server binaries (not on the PATH).
+fn postgres_bin_directory() -> PathBuf {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    match versions.pop() {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+        ),
+    }
+}
+
+/// The `postgres` OS user's (uid, gid): PostgreSQL refuses to run as root.
+fn postgres_user() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.first() == Some(&"postgres") && fields.len() > 3)
+        .and_then(|fields| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
+        .unwrap_or_else(|| panic!("no postgres OS user (it comes with the postgresql package)"))
+}

@@ -1,0 +1,7 @@
+//! The audit service exactly as `mcr-audit` runs it, built with this
+//! package so its fault tests can start and kill -9 it.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    mcr_runtime::run::<mcr_audit::AuditService>().await
+}
