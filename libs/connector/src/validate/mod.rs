@@ -18,6 +18,8 @@ mod fhir;
 #[cfg(test)]
 mod fhir_tests;
 #[cfg(test)]
+mod hostile_properties;
+#[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod tests;
