@@ -44,6 +44,8 @@ mod text;
 
 #[cfg(test)]
 mod demographics_tests;
+#[cfg(test)]
+mod hostile_properties;
 
 pub use codes::{NhsNumberVerification, Sex};
 pub use contact::{Email, MAX_EMAIL_CHARS, MAX_PHONE_CHARS, Phone};

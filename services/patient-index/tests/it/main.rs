@@ -3,5 +3,6 @@
 
 mod binary;
 mod curation;
+mod hostile;
 mod registration;
 mod support;
