@@ -57,25 +57,27 @@ pub async fn publish_changed(
     Ok(())
 }
 
-/// Publishes the outbox row `event_id` now and marks it sent. A failure is
-/// logged, not returned: the change is committed, Decide already applies
-/// it, and the relay publishes the event as soon as NATS answers.
-pub async fn announce(
-    nats: &NatsBus,
-    pool: &PgPool,
-    event_id: Uuid,
-    person_id: Uuid,
-    payload: Vec<u8>,
-) {
-    match publish_changed(nats, event_id, person_id, payload).await {
-        Ok(()) => {
-            if let Err(error) = store::mark_published(pool, event_id).await {
-                tracing::warn!(%error, %event_id, "event published but not marked; the relay will re-send it (de-duplicated)");
+/// Publishes committed outbox rows now (each `(event_id, person_id,
+/// payload)`) and marks the published ones sent in one statement. A failure
+/// is logged, not returned: the changes are committed, Decide already
+/// applies them, and the relay re-sends what was not marked.
+pub async fn announce_all(nats: &NatsBus, pool: &PgPool, events: Vec<(Uuid, Uuid, Vec<u8>)>) {
+    let publishes = events.into_iter().map(|(event_id, person_id, payload)| async move {
+        match publish_changed(nats, event_id, person_id, payload).await {
+            Ok(()) => Some(event_id),
+            Err(error) => {
+                tracing::error!(%error, %event_id, "consent change committed but not announced yet; the relay will retry");
+                None
             }
         }
-        Err(error) => {
-            tracing::error!(%error, %event_id, "consent change committed but not announced yet; the relay will retry");
-        }
+    });
+    let published: Vec<Uuid> = futures::future::join_all(publishes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Err(error) = store::mark_published(pool, &published).await {
+        tracing::warn!(%error, events = published.len(), "events published but not marked; the relay will re-send them (de-duplicated)");
     }
 }
 

@@ -224,9 +224,7 @@ impl MergeFollower {
             )
             .await?;
         tx.commit().await?;
-        for (event_id, person_id, event) in outbox {
-            events::announce(&self.nats, &self.pool, event_id, person_id, event).await;
-        }
+        events::announce_all(&self.nats, &self.pool, outbox).await;
         Ok(())
     }
 }

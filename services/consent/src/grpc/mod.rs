@@ -72,66 +72,82 @@ impl ConsentApi {
     /// Appends the change to the history/outbox, audits it (fail closed:
     /// the transaction is rolled back when audit does not take it),
     /// commits, then publishes ConsentChanged and waits for JetStream.
-    #[tracing::instrument(name = "consent.commit_change", skip_all, fields(kind = change.kind.as_str_name()))]
-    pub(crate) async fn commit_change(
+    pub(crate) async fn commit_change(&self, tx: Tx, change: Change) -> Result<(), ConsentError> {
+        self.commit_changes(tx, vec![change]).await
+    }
+
+    /// [`Self::commit_change`] for many changes in one transaction: each
+    /// person's Decide snapshot is rebuilt once, the audit events are
+    /// published together (all must be acked before the commit), and the
+    /// ConsentChanged events are announced together after it.
+    #[tracing::instrument(name = "consent.commit_changes", skip_all, fields(changes = changes.len()))]
+    pub(crate) async fn commit_changes(
         &self,
         mut tx: Tx,
-        change: Change,
+        changes: Vec<Change>,
     ) -> Result<(), ConsentError> {
-        let event_id = Uuid::now_v7();
-        let event = ConsentChanged {
-            event_id: event_id.to_string(),
-            person_id: change.person_id.to_string(),
-            change_kind: change.kind as i32,
-            fact_id: change.fact_id.to_string(),
-            consent_version: change.version,
-            actor: Some(change.actor.clone()),
-            occurred_at: Some(timestamp(change.now)),
-        }
-        .encode_to_vec();
+        let mut persons: Vec<Uuid> = changes.iter().map(|change| change.person_id).collect();
+        persons.sort_unstable();
+        persons.dedup();
         // Decide's snapshot changes in the same transaction as the facts.
-        store::refresh_decision_facts(&mut tx, change.person_id).await?;
-        store::append_change(
-            &mut tx,
-            &ChangeRow {
-                event_id,
-                person_id: change.person_id,
-                change_kind: change.kind as i16,
-                fact_id: change.fact_id,
+        for person_id in persons {
+            store::refresh_decision_facts(&mut tx, person_id).await?;
+        }
+        let mut announcements = Vec::with_capacity(changes.len());
+        let mut audits = Vec::with_capacity(changes.len());
+        for change in changes {
+            let event_id = Uuid::now_v7();
+            let event = ConsentChanged {
+                event_id: event_id.to_string(),
+                person_id: change.person_id.to_string(),
+                change_kind: change.kind as i32,
+                fact_id: change.fact_id.to_string(),
                 consent_version: change.version,
-                occurred_at: change.now,
-                actor_user_id: change.actor.user_id.clone(),
-                actor_organisation_code: change.actor.organisation_code.clone(),
-                source_system: change.source_system.clone(),
-                note: change.note.clone(),
-                fact: change.fact,
-                event: event.clone(),
-            },
-        )
-        .await?;
-        let grant_id = change.break_glass_grant_id;
-        self.auditor
-            .record(
-                &change.actor,
-                change.audit_action,
-                true,
-                Audited {
-                    person_id: Some(change.person_id),
-                    description: change.description,
-                    reasons: Vec::new(),
-                    target_reference: change.fact_id.to_string(),
-                },
-                |event| {
-                    if let Some(grant_id) = grant_id {
-                        event.break_glass_grant_id = grant_id.to_string();
-                        event.purpose = Purpose::Emergency as i32;
-                        event.purpose_of_use_code = "ETREAT".to_owned();
-                    }
+                actor: Some(change.actor.clone()),
+                occurred_at: Some(timestamp(change.now)),
+            }
+            .encode_to_vec();
+            store::append_change(
+                &mut tx,
+                &ChangeRow {
+                    event_id,
+                    person_id: change.person_id,
+                    change_kind: change.kind as i16,
+                    fact_id: change.fact_id,
+                    consent_version: change.version,
+                    occurred_at: change.now,
+                    actor_user_id: change.actor.user_id.clone(),
+                    actor_organisation_code: change.actor.organisation_code.clone(),
+                    source_system: change.source_system.clone(),
+                    note: change.note.clone(),
+                    fact: change.fact,
+                    event: event.clone(),
                 },
             )
             .await?;
+            announcements.push((event_id, change.person_id, event));
+            let grant_id = change.break_glass_grant_id;
+            let audited = Audited {
+                person_id: Some(change.person_id),
+                description: change.description,
+                reasons: Vec::new(),
+                target_reference: change.fact_id.to_string(),
+            };
+            audits.push(async move {
+                self.auditor
+                    .record(&change.actor, change.audit_action, true, audited, |event| {
+                        if let Some(grant_id) = grant_id {
+                            event.break_glass_grant_id = grant_id.to_string();
+                            event.purpose = Purpose::Emergency as i32;
+                            event.purpose_of_use_code = "ETREAT".to_owned();
+                        }
+                    })
+                    .await
+            });
+        }
+        futures::future::try_join_all(audits).await?;
         tx.commit().await?;
-        events::announce(&self.nats, &self.pool, event_id, change.person_id, event).await;
+        events::announce_all(&self.nats, &self.pool, announcements).await;
         Ok(())
     }
 }
@@ -185,6 +201,16 @@ impl Consent for ConsentApi {
         let caller = caller_with(&request, mcr_auth::scopes::CONSENT_WRITE)?;
         Ok(Response::new(
             self.relationship(&caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn record_care_relationships(
+        &self,
+        request: Request<RecordCareRelationshipsRequest>,
+    ) -> Answer<RecordCareRelationshipsResponse> {
+        let caller = caller_with(&request, mcr_auth::scopes::CONSENT_WRITE)?;
+        Ok(Response::new(
+            self.relationships(&caller, request.get_ref()).await?,
         ))
     }
 

@@ -1,8 +1,13 @@
 //! Care relationships: recorded by connectors and services (with a provider
 //! key, idempotent) or self-declared by a professional (queued for review).
 
+use std::collections::HashMap;
+
+use futures::StreamExt;
 use mcr_auth::{Principal, PrincipalKind};
 use mcr_proto::audit::v1::AuditAction;
+use mcr_proto::common::v1::Actor;
+use mcr_proto::consent::v1::care_relationship_outcome::Outcome;
 use mcr_proto::consent::v1::*;
 use prost::Message;
 use time::{Duration, OffsetDateTime};
@@ -16,6 +21,24 @@ use crate::store::{self, FactTable, RelationshipRow, ReviewRow};
 
 type Done<T> = Result<T, ConsentError>;
 
+/// Most items in one RecordCareRelationships call.
+const MAX_BATCH: usize = 1000;
+/// Person look-ups in flight at once for one batch.
+const CONCURRENT_LOOKUPS: usize = 16;
+
+/// A relationship as validated, before its person is known to exist.
+struct ValidRelationship {
+    kind: CareRelationshipType,
+    self_declared: bool,
+    organisation: String,
+    team_code: String,
+    source_system: String,
+    source_reference: String,
+    reason: String,
+    start_time: OffsetDateTime,
+    end_time: Option<OffsetDateTime>,
+}
+
 impl ConsentApi {
     #[tracing::instrument(name = "consent.record_care_relationship", skip_all)]
     pub(crate) async fn relationship(
@@ -23,98 +46,157 @@ impl ConsentApi {
         caller: &Principal,
         body: &RecordCareRelationshipRequest,
     ) -> Done<RecordCareRelationshipResponse> {
-        let kind = CareRelationshipType::try_from(body.relationship_type)
-            .unwrap_or(CareRelationshipType::Unspecified);
-        if kind == CareRelationshipType::Unspecified {
-            return Err(ConsentError::invalid("relationship_type", "is required"));
-        }
-        let self_declared = kind == CareRelationshipType::SelfDeclared;
-        let organisation = match caller.kind {
-            PrincipalKind::User => {
-                if !self_declared {
-                    return Err(ConsentError::PermissionDenied(
-                        "a professional may only self-declare a care relationship (CARE_RELATIONSHIP_TYPE_SELF_DECLARED); other kinds come from provider systems".to_owned(),
-                    ));
-                }
-                let code = validate::organisation_code_or(
-                    "organisation_code",
-                    &body.organisation_code,
-                    &caller.organisation_code,
-                )?;
-                if code != caller.organisation_code {
-                    return Err(ConsentError::PermissionDenied(format!(
-                        "a professional self-declares for their own organisation only ({})",
-                        caller.organisation_code
-                    )));
-                }
-                code
-            }
-            PrincipalKind::Service => {
-                if self_declared {
-                    return Err(ConsentError::invalid(
-                        "relationship_type",
-                        "CARE_RELATIONSHIP_TYPE_SELF_DECLARED is declared by professionals with a user token",
-                    ));
-                }
-                validate::organisation_code("organisation_code", &body.organisation_code)?
-            }
-        };
-        let team_code = validate::text("team_code", &body.team_code, 0, 64)?;
-        let (source_system, source_reference, reason) = if self_declared {
-            (
-                String::new(),
-                String::new(),
-                validate::text("reason", &body.reason, 10, 1000)?,
-            )
-        } else {
-            (
-                validate::text("source_system", &body.source_system, 1, 256)?,
-                validate::text("source_reference", &body.source_reference, 1, 256)?,
-                validate::text("reason", &body.reason, 0, 1000)?,
-            )
-        };
         let now = OffsetDateTime::now_utc();
-        let start_time = body
-            .start_time
-            .as_ref()
-            .ok_or_else(|| ConsentError::invalid("start_time", "is required"))
-            .and_then(|at| Ok(validate::instant("start_time", at)?))?;
-        if start_time > now + Duration::days(366) {
-            return Err(ConsentError::invalid(
-                "start_time",
-                "must be at most 1 year in the future",
-            ));
-        }
-        let end_time = match &body.end_time {
-            Some(at) => {
-                let end = validate::instant("end_time", at)?;
-                if end <= start_time {
-                    return Err(ConsentError::invalid(
-                        "end_time",
-                        "must be after start_time",
-                    ));
-                }
-                Some(end)
-            }
-            None => None,
-        };
+        let valid = validate_relationship(caller, body, now)?;
         let person_id = self
             .directory
             .require_existing("person", body.person.as_ref())
             .await?;
-        let actor = caller.actor();
         let mut tx = store::begin(&self.pool).await?;
-        let version = store::bump_version(&mut tx, person_id, now).await?;
+        let (response, change) = self
+            .store_relationship(&mut tx, caller.actor(), person_id, valid, now)
+            .await?;
+        self.commit_change(tx, change).await?;
+        Ok(response)
+    }
+
+    /// Many provider relationships in one transaction. Items that can never
+    /// be taken as they stand are refused one by one; anything transient
+    /// (database, patient-index, audit) fails the whole call, so the caller
+    /// retries it all (every item is idempotent on its source key).
+    #[tracing::instrument(name = "consent.record_care_relationships", skip_all, fields(items = body.relationships.len()))]
+    pub(crate) async fn relationships(
+        &self,
+        caller: &Principal,
+        body: &RecordCareRelationshipsRequest,
+    ) -> Done<RecordCareRelationshipsResponse> {
+        if caller.kind != PrincipalKind::Service {
+            return Err(ConsentError::PermissionDenied(
+                "RecordCareRelationships takes provider relationships from a service token; a professional self-declares with RecordCareRelationship".to_owned(),
+            ));
+        }
+        let count = body.relationships.len();
+        if count == 0 || count > MAX_BATCH {
+            return Err(ConsentError::invalid(
+                "relationships",
+                format!("must hold 1-{MAX_BATCH} items (got {count})"),
+            ));
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; count];
+        let mut valid = Vec::with_capacity(count);
+        for (index, item) in body.relationships.iter().enumerate() {
+            match validate_relationship(caller, item, now) {
+                Ok(relationship) => valid.push((index, relationship)),
+                Err(error) => outcomes[index] = Some(Outcome::Refused(refusal(error)?)),
+            }
+        }
+        let persons = self.persons_of(&body.relationships, &valid).await?;
+        let mut ready = Vec::with_capacity(valid.len());
+        for (index, relationship) in valid {
+            match persons.get(&reference_key(&body.relationships[index])) {
+                Some(Ok(person_id)) => ready.push((*person_id, index, relationship)),
+                Some(Err(refused)) => outcomes[index] = Some(Outcome::Refused(refused.clone())),
+                None => {
+                    return Err(ConsentError::Corrupt(
+                        "a person reference was left unresolved".to_owned(),
+                    ));
+                }
+            }
+        }
+        // One lock order for every transaction: person rows by id.
+        ready.sort_unstable_by_key(|(person_id, index, _)| (*person_id, *index));
+        let mut tx = store::begin(&self.pool).await?;
+        let mut changes = Vec::with_capacity(ready.len());
+        for (person_id, index, relationship) in ready {
+            match self
+                .store_relationship(&mut tx, caller.actor(), person_id, relationship, now)
+                .await
+            {
+                Ok((response, change)) => {
+                    outcomes[index] = Some(Outcome::Recorded(response));
+                    changes.push(change);
+                }
+                Err(error) => outcomes[index] = Some(Outcome::Refused(refusal(error)?)),
+            }
+        }
+        if changes.is_empty() {
+            tx.rollback().await?;
+        } else {
+            self.commit_changes(tx, changes).await?;
+        }
+        Ok(RecordCareRelationshipsResponse {
+            outcomes: outcomes
+                .into_iter()
+                .map(|outcome| CareRelationshipOutcome { outcome })
+                .collect(),
+        })
+    }
+
+    /// The person each distinct reference of `valid` names (keyed by
+    /// [`reference_key`]), or why it is refused; looked up concurrently.
+    async fn persons_of(
+        &self,
+        items: &[RecordCareRelationshipRequest],
+        valid: &[(usize, ValidRelationship)],
+    ) -> Done<HashMap<Vec<u8>, Result<Uuid, String>>> {
+        let mut distinct = HashMap::new();
+        for (index, _) in valid {
+            let item = &items[*index];
+            distinct
+                .entry(reference_key(item))
+                .or_insert_with(|| item.person.clone());
+        }
+        let found: Vec<(Vec<u8>, Done<Uuid>)> = futures::stream::iter(distinct)
+            .map(|(key, reference)| async move {
+                let person = self
+                    .directory
+                    .require_existing("person", reference.as_ref())
+                    .await;
+                (key, person)
+            })
+            .buffer_unordered(CONCURRENT_LOOKUPS)
+            .collect()
+            .await;
+        let mut persons = HashMap::with_capacity(found.len());
+        for (key, person) in found {
+            let person = match person {
+                Ok(person_id) => Ok(person_id),
+                Err(error) => Err(refusal(error)?),
+            };
+            persons.insert(key, person);
+        }
+        Ok(persons)
+    }
+
+    /// Writes one validated relationship for `person_id` in `tx` (with its
+    /// review item when self-declared); returns the answer and the change
+    /// to commit.
+    async fn store_relationship(
+        &self,
+        tx: &mut store::Tx,
+        actor: Actor,
+        person_id: Uuid,
+        valid: ValidRelationship,
+        now: OffsetDateTime,
+    ) -> Done<(RecordCareRelationshipResponse, Change)> {
+        let ValidRelationship {
+            kind,
+            self_declared,
+            organisation,
+            team_code,
+            source_system,
+            source_reference,
+            reason,
+            start_time,
+            end_time,
+        } = valid;
+        let version = store::bump_version(tx, person_id, now).await?;
         let existing = if self_declared {
             None
         } else {
-            store::relationship_by_source_key(
-                &mut tx,
-                &organisation,
-                &source_system,
-                &source_reference,
-            )
-            .await?
+            store::relationship_by_source_key(tx, &organisation, &source_system, &source_reference)
+                .await?
         };
         let (relationship, created) = match existing {
             Some((_, owner, _)) if owner != person_id => {
@@ -166,7 +248,7 @@ impl ConsentApi {
                 ..ReviewItem::default()
             };
             store::insert_review_item(
-                &mut tx,
+                tx,
                 &ReviewRow {
                     id: review_item_id,
                     kind: ReviewItemKind::SelfDeclaredCareRelationship as i16,
@@ -183,7 +265,7 @@ impl ConsentApi {
         }
         let encoded = relationship.encode_to_vec();
         store::upsert_relationship(
-            &mut tx,
+            tx,
             &RelationshipRow {
                 id,
                 person_id,
@@ -196,33 +278,32 @@ impl ConsentApi {
             &encoded,
         )
         .await?;
-        self.commit_change(
-            tx,
-            Change {
-                person_id,
-                kind: ConsentChangeKind::CareRelationshipRecorded,
-                fact_id: id,
-                actor,
-                version,
-                now,
-                source_system,
-                note: String::new(),
-                fact: encoded,
-                audit_action: AuditAction::ConsentChange,
-                description: if self_declared {
-                    "care relationship self-declared"
-                } else {
-                    "care relationship recorded"
-                }
-                .to_owned(),
-                break_glass_grant_id: None,
+        let change = Change {
+            person_id,
+            kind: ConsentChangeKind::CareRelationshipRecorded,
+            fact_id: id,
+            actor,
+            version,
+            now,
+            source_system,
+            note: String::new(),
+            fact: encoded,
+            audit_action: AuditAction::ConsentChange,
+            description: if self_declared {
+                "care relationship self-declared"
+            } else {
+                "care relationship recorded"
+            }
+            .to_owned(),
+            break_glass_grant_id: None,
+        };
+        Ok((
+            RecordCareRelationshipResponse {
+                care_relationship: Some(relationship),
+                created,
             },
-        )
-        .await?;
-        Ok(RecordCareRelationshipResponse {
-            care_relationship: Some(relationship),
-            created,
-        })
+            change,
+        ))
     }
 
     #[tracing::instrument(name = "consent.end_care_relationship", skip_all)]
@@ -341,5 +422,118 @@ impl ConsentApi {
         Ok(EndCareRelationshipResponse {
             care_relationship: Some(relationship),
         })
+    }
+}
+
+/// Checks one relationship as `caller` may record it, without I/O.
+fn validate_relationship(
+    caller: &Principal,
+    body: &RecordCareRelationshipRequest,
+    now: OffsetDateTime,
+) -> Done<ValidRelationship> {
+    let kind = CareRelationshipType::try_from(body.relationship_type)
+        .unwrap_or(CareRelationshipType::Unspecified);
+    if kind == CareRelationshipType::Unspecified {
+        return Err(ConsentError::invalid("relationship_type", "is required"));
+    }
+    let self_declared = kind == CareRelationshipType::SelfDeclared;
+    let organisation = match caller.kind {
+        PrincipalKind::User => {
+            if !self_declared {
+                return Err(ConsentError::PermissionDenied(
+                        "a professional may only self-declare a care relationship (CARE_RELATIONSHIP_TYPE_SELF_DECLARED); other kinds come from provider systems".to_owned(),
+                    ));
+            }
+            let code = validate::organisation_code_or(
+                "organisation_code",
+                &body.organisation_code,
+                &caller.organisation_code,
+            )?;
+            if code != caller.organisation_code {
+                return Err(ConsentError::PermissionDenied(format!(
+                    "a professional self-declares for their own organisation only ({})",
+                    caller.organisation_code
+                )));
+            }
+            code
+        }
+        PrincipalKind::Service => {
+            if self_declared {
+                return Err(ConsentError::invalid(
+                    "relationship_type",
+                    "CARE_RELATIONSHIP_TYPE_SELF_DECLARED is declared by professionals with a user token",
+                ));
+            }
+            validate::organisation_code("organisation_code", &body.organisation_code)?
+        }
+    };
+    let team_code = validate::text("team_code", &body.team_code, 0, 64)?;
+    let (source_system, source_reference, reason) = if self_declared {
+        (
+            String::new(),
+            String::new(),
+            validate::text("reason", &body.reason, 10, 1000)?,
+        )
+    } else {
+        (
+            validate::text("source_system", &body.source_system, 1, 256)?,
+            validate::text("source_reference", &body.source_reference, 1, 256)?,
+            validate::text("reason", &body.reason, 0, 1000)?,
+        )
+    };
+    let start_time = body
+        .start_time
+        .as_ref()
+        .ok_or_else(|| ConsentError::invalid("start_time", "is required"))
+        .and_then(|at| Ok(validate::instant("start_time", at)?))?;
+    if start_time > now + Duration::days(366) {
+        return Err(ConsentError::invalid(
+            "start_time",
+            "must be at most 1 year in the future",
+        ));
+    }
+    let end_time = match &body.end_time {
+        Some(at) => {
+            let end = validate::instant("end_time", at)?;
+            if end <= start_time {
+                return Err(ConsentError::invalid(
+                    "end_time",
+                    "must be after start_time",
+                ));
+            }
+            Some(end)
+        }
+        None => None,
+    };
+    Ok(ValidRelationship {
+        kind,
+        self_declared,
+        organisation,
+        team_code,
+        source_system,
+        source_reference,
+        reason,
+        start_time,
+        end_time,
+    })
+}
+
+/// Which person an item names, as a map key.
+fn reference_key(item: &RecordCareRelationshipRequest) -> Vec<u8> {
+    item.person
+        .as_ref()
+        .map(Message::encode_to_vec)
+        .unwrap_or_default()
+}
+
+/// An item's error as its refusal when retrying cannot help; anything
+/// transient fails the whole batch.
+fn refusal(error: ConsentError) -> Done<String> {
+    match error {
+        ConsentError::Invalid(_)
+        | ConsentError::NotFound(_)
+        | ConsentError::FailedPrecondition(_)
+        | ConsentError::PermissionDenied(_) => Ok(error.to_string()),
+        transient => Err(transient),
     }
 }

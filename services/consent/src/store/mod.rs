@@ -98,10 +98,13 @@ pub async fn append_change(tx: &mut Tx, change: &ChangeRow) -> Stored<()> {
     Ok(())
 }
 
-/// Marks an event published (JetStream acknowledged it).
-pub async fn mark_published(pool: &PgPool, event_id: Uuid) -> Stored<()> {
-    sqlx::query("UPDATE consent_change SET published_at = now() WHERE event_id = $1")
-        .bind(event_id)
+/// Marks events published (JetStream acknowledged them).
+pub async fn mark_published(pool: &PgPool, event_ids: &[Uuid]) -> Stored<()> {
+    if event_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE consent_change SET published_at = now() WHERE event_id = ANY($1)")
+        .bind(event_ids)
         .execute(pool)
         .await?;
     Ok(())

@@ -1,6 +1,7 @@
 //! Integration tests of mcr-consent against the real PostgreSQL, NATS and
 //! Redis, with real identity and patient-index services.
 
+mod batch_relationships;
 mod break_glass;
 mod changes;
 mod decisions;
