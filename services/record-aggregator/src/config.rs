@@ -1,5 +1,8 @@
 //! The aggregator's own settings (`[records]`, `MCR_RECORDS__*`).
 
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
 use serde::Deserialize;
 
 /// Everything the aggregator reads from its settings section.
@@ -16,6 +19,8 @@ pub struct RecordsConfig {
     /// How long an assembled view stays in Redis, in seconds (a newer view
     /// version replaces it long before).
     pub cache_ttl_seconds: u64,
+    /// Keys that seal cached views (`[records.cache_encryption]`).
+    pub cache_encryption: CacheEncryptionConfig,
     /// The ingest consumer.
     pub ingest: IngestConfig,
 }
@@ -27,9 +32,25 @@ impl Default for RecordsConfig {
             consent_url: "http://127.0.0.1:50053".to_owned(),
             dependency_timeout_ms: 2_000,
             cache_ttl_seconds: 3_600,
+            cache_encryption: CacheEncryptionConfig::default(),
             ingest: IngestConfig::default(),
         }
     }
+}
+
+/// The keys cached views are sealed with. Every key opens values; only
+/// `active_key_id` seals new ones. Rotate by adding a key, making it active,
+/// and removing the old one after `cache_ttl_seconds`. With no keys, each
+/// process seals with a random key of its own (replicas share nothing).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CacheEncryptionConfig {
+    /// The id of the key new values are sealed with.
+    pub active_key_id: String,
+    /// Key id (letters, digits, `-`, `_`; lowercase, as environment
+    /// variables are read lowercased) → 32 random bytes, base64
+    /// (`openssl rand -base64 32`). Never printed.
+    pub keys: BTreeMap<String, SecretString>,
 }
 
 /// The ingest consumer's batching and redelivery (`[records.ingest]`).

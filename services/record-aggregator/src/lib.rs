@@ -16,6 +16,7 @@ pub mod invalidation;
 mod people;
 mod records;
 mod store;
+pub mod view_cipher;
 pub mod views;
 
 use std::collections::HashMap;
@@ -135,6 +136,10 @@ impl McrService for RecordAggregatorService {
                     pool: context.postgres.clone(),
                     redis: context.redis.clone(),
                     ttl: Duration::from_secs(config.cache_ttl_seconds),
+                    cipher: Arc::new(
+                        view_cipher::ViewCipher::from_config(&config.cache_encryption)
+                            .map_err(StartupError::Service)?,
+                    ),
                     building: Arc::new(Mutex::new(HashMap::new())),
                 },
                 gatekeeper: access::Gatekeeper {

@@ -6,6 +6,9 @@
 //! changes bump in PostgreSQL before they ack: a read after an acked update
 //! reads the new version and so can never be served the old view. Redis
 //! errors are misses; correctness never depends on Redis.
+//!
+//! Values are sealed ([`ViewCipher`]): Redis never holds record content in
+//! clear, and a value that does not open is a miss, rebuilt and re-sealed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,11 +26,15 @@ use crate::domain::StoredEntry;
 use crate::domain::view::sort_newest_first;
 use crate::error::AggregatorError;
 use crate::store;
+use crate::view_cipher::ViewCipher;
 
 /// View cache lookups, by result (hit, miss, error).
 pub const CACHE_METRIC: &str = "mcr_records_view_cache_total";
 /// Views assembled from PostgreSQL (a miss, or Redis unavailable).
 pub const BUILDS_METRIC: &str = "mcr_records_view_builds_total";
+/// Cached values that did not open, by reason (`unknown_key`: sealed under
+/// a key no longer configured; `forged`; `malformed`), each also a miss.
+pub const UNOPENED_METRIC: &str = "mcr_records_view_cache_unopened_total";
 
 /// A person's whole record at one view version.
 #[derive(Debug)]
@@ -45,6 +52,8 @@ pub struct Views {
     pub pool: PgPool,
     pub redis: Option<RedisCache>,
     pub ttl: Duration,
+    /// Seals values before they reach Redis and opens them after.
+    pub cipher: Arc<ViewCipher>,
     /// Views being assembled in this process, so concurrent misses for one
     /// person build it once.
     pub building: Arc<Mutex<HashMap<(Uuid, u64), Building>>>,
@@ -108,12 +117,27 @@ impl Views {
     #[tracing::instrument(name = "redis.get view", skip_all, fields(db.system = "redis"))]
     async fn cached(&self, person: Uuid, version: u64) -> Option<Arc<PersonRecord>> {
         let redis = self.redis.as_ref()?;
+        let key = Self::key(redis, person, version);
         let mut connection = redis.connection();
         let bytes: Result<Option<Vec<u8>>, _> = redis::cmd("GET")
-            .arg(Self::key(redis, person, version))
+            .arg(&key)
             .query_async(&mut connection)
             .await;
-        match bytes {
+        let opened = match bytes {
+            Ok(Some(sealed)) => match self.cipher.open(&key, &sealed) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(reason) => {
+                    tracing::debug!(
+                        reason = reason.label(),
+                        "a cached view that does not open is a miss"
+                    );
+                    metrics::counter!(UNOPENED_METRIC, "reason" => reason.label()).increment(1);
+                    Ok(None)
+                }
+            },
+            other => other,
+        };
+        match opened {
             Ok(Some(bytes)) => match CachedView::decode(bytes.as_slice()) {
                 Ok(view) => {
                     metrics::counter!(CACHE_METRIC, "result" => "hit").increment(1);
@@ -152,10 +176,15 @@ impl Views {
         let view = CachedView {
             entries: record.entries.iter().map(CachedEntry::from_entry).collect(),
         };
+        let key = Self::key(redis, person, record.view_version);
+        let Some(sealed) = self.cipher.seal(&key, &view.encode_to_vec()) else {
+            tracing::warn!("sealing a view failed; it is not cached");
+            return;
+        };
         let mut connection = redis.connection();
         let stored: Result<(), _> = redis::cmd("SET")
-            .arg(Self::key(redis, person, record.view_version))
-            .arg(view.encode_to_vec())
+            .arg(&key)
+            .arg(sealed)
             .arg("EX")
             .arg(self.ttl.as_secs().max(1))
             .query_async(&mut connection)

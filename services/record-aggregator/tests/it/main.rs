@@ -4,6 +4,7 @@
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
 
+mod cache_encryption;
 mod fhir;
 mod hostile;
 mod ingest;
