@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use mcr_auth::ServiceTokens;
 use mcr_proto::common::v1::{Actor, Category, PersonReference, Purpose};
+use mcr_proto::consent::v1::care_relationship_outcome::Outcome;
 use mcr_proto::consent::v1::consent_client::ConsentClient;
-use mcr_proto::consent::v1::{DecideRequest, DecideResponse, RecordCareRelationshipRequest};
+use mcr_proto::consent::v1::{
+    DecideRequest, DecideResponse, RecordCareRelationshipRequest, RecordCareRelationshipsRequest,
+};
 use mcr_proto::identity::v1::GetOrganisationRequest;
 use mcr_proto::identity::v1::identity_client::IdentityClient;
 use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
@@ -69,22 +72,23 @@ impl Consent {
             .map_err(|status| AggregatorError::dependency("consent", status))
     }
 
-    /// Records the care relationship an update carries for its organisation.
-    pub async fn record_care_relationship(
+    /// Records the care relationships that committed updates carry (each
+    /// for the update's organisation) in one call. Returns, per item, why
+    /// consent refused it (`None` when recorded): a refused relationship
+    /// will never be taken, so retrying cannot help, and its entry is
+    /// committed anyway. An error means nothing was recorded: retry it all.
+    #[tracing::instrument(name = "consent.record_care_relationships", skip_all, fields(rpc.system = "grpc", rpc.service = "mcr.consent.v1.Consent", items = carried.len()))]
+    pub async fn record_care_relationships(
         &self,
-        update: &RecordUpdate,
-        relationship: &CarriedCareRelationship,
-        span: &tracing::Span,
-    ) -> Result<(), AggregatorError> {
-        let _entered = span.enter();
-        let identifier = update.patient_identifier.clone().unwrap_or_default();
-        let request = self
-            .tokens
-            .request(RecordCareRelationshipRequest {
+        carried: &[(&RecordUpdate, &CarriedCareRelationship)],
+    ) -> Result<Vec<Option<String>>, AggregatorError> {
+        let relationships = carried
+            .iter()
+            .map(|(update, relationship)| RecordCareRelationshipRequest {
                 person: Some(PersonReference {
                     reference: Some(
                         mcr_proto::common::v1::person_reference::Reference::LocalIdentifier(
-                            identifier,
+                            update.patient_identifier.clone().unwrap_or_default(),
                         ),
                     ),
                 }),
@@ -97,20 +101,34 @@ impl Consent {
                 source_reference: relationship.source_reference.clone(),
                 reason: String::new(),
             })
+            .collect();
+        let request = self
+            .tokens
+            .request(RecordCareRelationshipsRequest { relationships })
             .await?;
-        match self.client.clone().record_care_relationship(request).await {
-            Ok(_) => Ok(()),
-            // A relationship consent refuses as invalid will never be taken:
-            // retrying cannot help, and the entry itself is committed.
-            Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                tracing::warn!(
-                    message = status.message(),
-                    "consent refused a carried care relationship"
-                );
-                Ok(())
-            }
-            Err(status) => Err(AggregatorError::dependency("consent", status)),
+        let response = self
+            .client
+            .clone()
+            .record_care_relationships(request)
+            .await
+            .map_err(|status| AggregatorError::dependency("consent", status))?
+            .into_inner();
+        if response.outcomes.len() != carried.len() {
+            return Err(AggregatorError::Internal(format!(
+                "consent answered {} outcomes for {} care relationships",
+                response.outcomes.len(),
+                carried.len()
+            )));
         }
+        Ok(response
+            .outcomes
+            .into_iter()
+            .map(|outcome| match outcome.outcome {
+                Some(Outcome::Refused(reason)) => Some(reason),
+                Some(Outcome::Recorded(_)) => None,
+                None => Some("consent gave no outcome".to_owned()),
+            })
+            .collect())
     }
 }
 

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::{AckKind, Message};
-use futures::StreamExt;
 use mcr_connector::stream::{dead_letter_stream_config, records_stream_config};
 use mcr_connector::validate::{DEAD_LETTER_SUBJECT, Rejection, decode_and_validate};
 use mcr_proto::patient_index::v1::Demographics;
@@ -246,35 +245,57 @@ impl Ingest {
         Ok((committed, rejected))
     }
 
-    /// Forwards the care relationships the committed updates carry, then
-    /// acks each; an update whose relationship consent could not take is
-    /// nak'd (its redelivery changes no entry and forwards again).
+    /// Forwards the care relationships the committed updates carry (one
+    /// call for the batch), then acks each update. If consent cannot take
+    /// them now, the updates carrying one are nak'd: their redelivery
+    /// changes no entry and forwards again (consent is idempotent on the
+    /// relationship's source key).
     async fn forward_and_ack(&self, accepted: &[Accepted], committed: &[usize]) {
-        let forwards: Vec<_> = committed.iter().map(|&index| {
-            let item = &accepted[index];
-            async move {
-                let forwarded = match &item.update.care_relationship {
-                    Some(relationship) => self
-                        .consent
-                        .record_care_relationship(&item.update, relationship, &item.span)
-                        .await
-                        .map_err(|error| tracing::warn!(parent: &item.span, %error, "consent did not take a care relationship; the update will be redelivered")),
-                    None => Ok(()),
-                };
-                match forwarded {
-                    Ok(()) => {
-                        if let Err(error) = item.message.ack().await {
-                            tracing::warn!(parent: &item.span, %error, "ack failed; the update will be redelivered harmlessly");
+        let carrying: Vec<usize> = committed
+            .iter()
+            .copied()
+            .filter(|&index| accepted[index].update.care_relationship.is_some())
+            .collect();
+        let forwarded = if carrying.is_empty() {
+            Ok(())
+        } else {
+            let carried: Vec<_> = carrying
+                .iter()
+                .filter_map(|&index| {
+                    let update = &accepted[index].update;
+                    update
+                        .care_relationship
+                        .as_ref()
+                        .map(|relationship| (update, relationship))
+                })
+                .collect();
+            match self.consent.record_care_relationships(&carried).await {
+                Ok(refusals) => {
+                    for (&index, refusal) in carrying.iter().zip(refusals) {
+                        if let Some(reason) = refusal {
+                            tracing::warn!(parent: &accepted[index].span, %reason, "consent refused a carried care relationship");
                         }
                     }
-                    Err(()) => nak(&item.message).await,
+                    Ok(())
+                }
+                Err(error) => {
+                    tracing::warn!(%error, relationships = carrying.len(), "consent did not take the batch's care relationships; those updates will be redelivered");
+                    Err(())
                 }
             }
-        }).collect();
-        futures::stream::iter(forwards)
-            .buffer_unordered(32)
-            .collect::<Vec<()>>()
-            .await;
+        };
+        let acks = committed.iter().map(|&index| {
+            let item = &accepted[index];
+            let retry = forwarded.is_err() && item.update.care_relationship.is_some();
+            async move {
+                if retry {
+                    nak(&item.message).await;
+                } else if let Err(error) = item.message.ack().await {
+                    tracing::warn!(parent: &item.span, %error, "ack failed; the update will be redelivered harmlessly");
+                }
+            }
+        });
+        futures::future::join_all(acks).await;
     }
 
     /// Publishes `message` to the dead-letter stream with `rejection`, then
