@@ -22,6 +22,10 @@ use crate::records::{PermittedView, Records, ViewRequest};
 
 type Answer<T> = Result<Response<T>, Status>;
 
+#[cfg(test)]
+#[path = "grpc_proptests.rs"]
+mod proptests;
+
 /// The `mcr.records.v1.RecordAggregator` handlers.
 #[derive(Debug, Clone)]
 pub struct RecordAggregatorApi {
