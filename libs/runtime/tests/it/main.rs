@@ -5,6 +5,7 @@
 
 mod certificates;
 mod nats_tls;
+mod postgres_tls;
 mod tls;
 
 use std::time::Duration;
