@@ -248,6 +248,15 @@ impl Publisher {
                 Err(failure) => failure,
             };
             match failure {
+                // Right after a NATS restart JetStream answers "no
+                // responders" until it has loaded its streams: worth the
+                // retries, but a stream that stays missing is a refusal.
+                Failure::NoStream(reason) if attempt >= self.retry.max_attempts => {
+                    return Err(PublishError::Refused {
+                        subject: outgoing.subject,
+                        reason,
+                    });
+                }
                 Failure::Permanent(reason) => {
                     return Err(PublishError::Refused {
                         subject: outgoing.subject,
@@ -260,7 +269,7 @@ impl Publisher {
                         reason,
                     });
                 }
-                Failure::Transient(reason) => {
+                Failure::Transient(reason) | Failure::NoStream(reason) => {
                     tracing::debug!(
                         subject = %outgoing.subject,
                         attempt,
@@ -295,12 +304,13 @@ struct Outgoing {
 
 enum Failure {
     Transient(String),
+    NoStream(String),
     Permanent(String),
 }
 
 fn classify(error: async_nats::jetstream::context::PublishError) -> Failure {
     match error.kind() {
-        PublishErrorKind::StreamNotFound => Failure::Permanent(
+        PublishErrorKind::StreamNotFound => Failure::NoStream(
             "no stream captures this subject: create the MCR_RECORDS stream first (Publisher::ensure_streams, mcr-connector --ensure-streams, or start the record aggregator)"
                 .to_owned(),
         ),

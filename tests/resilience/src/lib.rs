@@ -358,6 +358,12 @@ pub fn person(number: u32) -> PersonReference {
     }
 }
 
+/// The provider's id of entry `entry` of person `number` (entry ids are
+/// unique per organisation and system, so they carry the person).
+pub fn local_entry(number: u32, entry: u32) -> String {
+    format!("p{number}-obs-{entry}")
+}
+
 /// The summary entry `entry` of person `number` shows at `version`: what
 /// content checks compare.
 pub fn summary(number: u32, entry: u32, version: u64) -> String {
@@ -373,7 +379,7 @@ pub fn update(number: u32, entry: u32, version: u64) -> RecordUpdate {
         mcr_connector::nhs_number::from_stem(400_000_000 + number * 7).unwrap_or_default();
     let built = RecordUpdateBuilder::upsert(PROVIDER, SYSTEM, Category::TestResults)
         .patient(SYSTEM, &patient_value(number))
-        .entry(&format!("obs-{entry}"), version)
+        .entry(&local_entry(number, entry), version)
         .effective_time(prost_types::Timestamp {
             seconds: 1_735_689_600 + i64::from(entry) * 60,
             nanos: 0,

@@ -117,8 +117,9 @@ async fn kill_9_of_the_aggregator_mid_ingest_commits_every_update_exactly_once()
     let wrong: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM entries e,
                 LATERAL (SELECT substr(e.patient_value, 5)::int AS p,
-                                substr(e.local_entry_id, 5)::int AS n) k
+                                split_part(e.local_entry_id, '-obs-', 2)::int AS n) k
           WHERE e.version <> 1 OR e.deleted
+             OR e.local_entry_id <> format('p%s-obs-%s', k.p, k.n)
              OR e.display_summary <> format('Haemoglobin %s g/L (p%s e%s v1)', 100 + k.n % 60, k.p, k.n)
              OR e.fhir_resource::jsonb -> 'valueQuantity' ->> 'value' <> (100 + k.n % 60)::text",
     )
