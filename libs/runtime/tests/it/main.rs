@@ -6,6 +6,7 @@
 mod certificates;
 mod nats_tls;
 mod postgres_tls;
+mod redis_tls;
 mod tls;
 
 use std::time::Duration;
