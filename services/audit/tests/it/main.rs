@@ -5,6 +5,7 @@ mod binary;
 mod chain;
 mod crash;
 mod ingest;
+mod probes;
 mod queries;
 mod retention;
 mod support;
