@@ -6,6 +6,9 @@
 //! `alg: none` and HMAC-with-the-public-key are refused), and revocations
 //! followed from NATS. [`AuthLayer`] puts the verified [`Principal`] in each
 //! request; handlers then check scopes with [`Principal::require_scope`].
+//! As every service runs it ([`AuthLayer::for_service`]) the layer also puts
+//! each refused token on the audit trail ([`RefusalAudit`]) and holds each
+//! verified caller to [`CallerLimits`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
