@@ -13,6 +13,7 @@ mod febrl;
 mod identity;
 mod index_client;
 mod ingest;
+mod load;
 mod patient_index;
 mod stats;
 mod view;
@@ -32,6 +33,9 @@ struct Arguments {
     /// How many persons `patient-index` registers or `consent` loads (default 1,000,000; 100,000 with --quick).
     #[arg(long)]
     persons: Option<u64>,
+    /// How long `load` drives traffic, in seconds (default 60; 20 with --quick).
+    #[arg(long)]
+    seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,6 +57,9 @@ enum Benchmark {
     /// Audit appends per second with the hash chain; QueryEvents p99 over a
     /// large store; VerifyChain per second.
     Audit,
+    /// Mixed traffic (80% views, 15% searches, 5% consent changes) while
+    /// ingest runs at 5,000 updates/s: throughput, p50/p99/p999, errors.
+    Load,
 }
 
 #[tokio::main]
@@ -67,6 +74,7 @@ async fn main() -> ExitCode {
         Benchmark::Consent => consent::run(arguments.quick, arguments.persons).await,
         Benchmark::Ingest => ingest::run(arguments.quick).await,
         Benchmark::View => view::run(arguments.quick).await,
+        Benchmark::Load => load::run(arguments.quick, arguments.seconds).await,
     };
     match figures {
         Ok(figures) => {
