@@ -46,8 +46,7 @@ impl AuthLayer {
 
     /// The layer as every service runs it: refusals audited on the
     /// service's audit stream (published as `source_service`) and callers
-    /// held to the default [`CallerLimits`] (override with
-    /// [`AuthLayer::limit_callers`]).
+    /// held to the service's `auth.caller_limits` settings ([`CallerLimits`]).
     pub fn for_service<C>(
         context: &mcr_runtime::ServiceContext<C>,
         source_service: &'static str,
@@ -63,7 +62,7 @@ impl AuthLayer {
         );
         Self::new(verifier, public_methods)
             .audit_refusals(refusals)
-            .limit_callers(CallerLimits::default())
+            .limit_callers(context.settings.runtime.auth.caller_limits)
     }
 
     /// Records every refused token on the audit trail through `refusals`.

@@ -8,7 +8,7 @@
 //! request; handlers then check scopes with [`Principal::require_scope`].
 //! As every service runs it ([`AuthLayer::for_service`]) the layer also puts
 //! each refused token on the audit trail ([`RefusalAudit`]) and holds each
-//! verified caller to [`CallerLimits`].
+//! verified caller to its service's `auth.caller_limits` ([`CallerLimits`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -12,6 +12,10 @@
 //! The state is per replica: with N replicas behind a balancer a caller
 //! gets about N times the budget. That is the point — the limit protects
 //! each replica's capacity, not a global quota.
+//!
+//! The limits are settings (`auth.caller_limits`, [`CallerLimits`]), read
+//! by [`crate::AuthLayer::for_service`]. Settings refuse zero; the limiter
+//! itself still treats zero as "no limit" for callers that build it by hand.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -20,58 +24,9 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde::Deserialize;
+pub use mcr_runtime::settings::{CallerLimits, RateSettings};
 
 use crate::claims::{Principal, PrincipalKind};
-
-/// Limits for one kind of caller. Zero switches a limit off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct RateSettings {
-    /// Sustained calls per second per caller.
-    pub requests_per_second: u32,
-    /// Calls a caller may make at once after being idle (the bucket size).
-    pub burst: u32,
-    /// Calls of one caller being handled at the same time, per replica.
-    pub max_in_flight: u32,
-}
-
-impl Default for RateSettings {
-    fn default() -> Self {
-        CallerLimits::default().users
-    }
-}
-
-/// Per-caller limits of one service (`[auth.caller_limits]` once wired to
-/// settings; see the README). The defaults are generous backstops against
-/// runaway clients that no person at a keyboard and no benchmark of a single
-/// professional comes near; a deployment should lower `users` to what its
-/// busiest real user needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct CallerLimits {
-    /// Professionals (user tokens).
-    pub users: RateSettings,
-    /// Platform services and connectors (service tokens).
-    pub services: RateSettings,
-}
-
-impl Default for CallerLimits {
-    fn default() -> Self {
-        Self {
-            users: RateSettings {
-                requests_per_second: 5_000,
-                burst: 10_000,
-                max_in_flight: 256,
-            },
-            services: RateSettings {
-                requests_per_second: 50_000,
-                burst: 100_000,
-                max_in_flight: 2_048,
-            },
-        }
-    }
-}
 
 /// Why a caller's call was not let through.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,6 +23,9 @@ use crate::redis_cache::RedisTlsSettings;
 use crate::service::ServiceSpec;
 use crate::tls::{ClientTlsSettings, ServerTlsSettings, TlsError};
 
+mod caller_limits;
+pub use caller_limits::{CallerLimits, RateSettings};
+
 /// Names the optional settings file.
 pub const CONFIG_FILE_VARIABLE: &str = "MCR_CONFIG_FILE";
 
@@ -139,6 +142,10 @@ pub struct AuthSettings {
     pub client_id: String,
     /// The service account's secret; set it from a Secret, never in a file.
     pub client_secret: String,
+    /// How much each verified caller may ask of one replica
+    /// (`[auth.caller_limits]`); enforced by every service's auth layer.
+    #[serde(default)]
+    pub caller_limits: CallerLimits,
 }
 
 // By hand, so that logging the settings never prints the client secret.
@@ -152,6 +159,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("leeway_seconds", &self.leeway_seconds)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
+            .field("caller_limits", &self.caller_limits)
             .finish()
     }
 }
@@ -362,6 +370,7 @@ fn validate(runtime: &RuntimeSettings) -> Result<(), SettingsError> {
     if let Some(tls) = &runtime.grpc.tls {
         crate::tls::server_config(tls)?;
     }
+    caller_limits::check(&runtime.auth.caller_limits)?;
     crate::tls::check_client_settings(&runtime.grpc.client_tls)?;
     crate::postgres::check_tls(&runtime.database)?;
     runtime.nats_security.check()?;

@@ -472,6 +472,7 @@ async fn another_service_calls_with_a_cached_service_token_that_verifies() {
         leeway_seconds: 30,
         client_id: account.client_id.clone(),
         client_secret: account.client_secret.clone(),
+        caller_limits: mcr_runtime::settings::CallerLimits::default(),
     };
     let tokens = mcr_auth::ServiceTokens::new(&settings).expect("credentials are configured");
     let first = tokens
