@@ -23,7 +23,9 @@ use mcr_runtime::nats::NatsBus;
 use prost::Message as _;
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::IngestConfig;
@@ -107,11 +109,15 @@ impl Ingest {
             .map_err(|error| error.to_string())?;
         attached.store(true, Ordering::Release);
         let linger = Duration::from_millis(self.config.batch_linger_ms);
+        // One batch's relationships forwarded at a time, in batch order, so
+        // a later update of a relationship never reaches consent before an
+        // earlier one; the forwarding overlaps the next batch's commit.
+        let forwarding = Arc::new(Semaphore::new(1));
         loop {
             let (batch, failure) =
                 mcr_runtime::nats::next_batch(&mut messages, batch_size, linger).await;
             if !batch.is_empty() {
-                self.process(batch).await;
+                self.process(batch, &forwarding).await;
             }
             if let Some(reason) = failure {
                 return Err(reason);
@@ -122,7 +128,7 @@ impl Ingest {
     /// Processes one batch to the end: every message is acked (committed or
     /// dead-lettered) or nak'd for redelivery.
     #[tracing::instrument(name = "records.ingest_batch", skip_all, fields(messaging.system = "nats", messaging.batch.message_count = batch.len()))]
-    pub async fn process(&self, batch: Vec<Message>) {
+    pub async fn process(&self, batch: Vec<Message>, forwarding: &Arc<Semaphore>) {
         let started = Instant::now();
         let mut accepted = Vec::with_capacity(batch.len());
         for message in batch {
@@ -163,9 +169,22 @@ impl Ingest {
                     self.dead_letter(&item.message, Some(&item.update), rejection)
                         .await;
                 }
-                self.forward_and_ack(&accepted, &committed).await;
                 metrics::counter!(INGESTED_METRIC).increment(committed.len() as u64);
                 metrics::histogram!(BATCH_SECONDS_METRIC).record(started.elapsed().as_secs_f64());
+                // Consent's latency must not hold up the next commit. The
+                // updates stay unacked until consent took their
+                // relationships, so a crash here loses nothing.
+                let Ok(permit) = Arc::clone(forwarding).acquire_owned().await else {
+                    return;
+                };
+                let ingest = self.clone();
+                tokio::spawn(
+                    async move {
+                        ingest.forward_and_ack(&accepted, &committed).await;
+                        drop(permit);
+                    }
+                    .in_current_span(),
+                );
             }
             Err(error) => {
                 tracing::warn!(%error, updates = accepted.len(), "a batch could not be committed; it will be redelivered");
