@@ -2,7 +2,11 @@
 //! and why. Deny by default — every missing fact is a DENY with its reason.
 //!
 //! Order (each step can only narrow what the previous allowed):
-//! 1. an opt-out in force denies everything, break-glass included;
+//! 1. an opt-out in force denies everything, break-glass included — told as
+//!    `OPTED_OUT` only to a viewer connected to the person (a live care
+//!    relationship, permission to view or break-glass grant); anyone else
+//!    gets the answer they would get had the person not opted out, so the
+//!    opt-out does not tell a stranger that the person exists;
 //! 2. EMERGENCY needs a live break-glass grant of this user and role
 //!    profile; DIRECT_CARE needs a live care relationship of the viewer's
 //!    organisation and a live permission to view (or best-interests
@@ -103,19 +107,20 @@ struct Basis {
 /// Decides over `facts` (fetched for `input.viewer`) with `policy`.
 pub fn decide(input: &DecideInput<'_>, facts: &DecisionFacts, policy: &AccessPolicy) -> Decision {
     let organisation = input.viewer.organisation_code.as_str();
-    if let Some(opt_out) = &facts.opt_out {
-        return Decision::deny(
-            ReasonCode::OptedOut,
-            format!("opted out on {}", date_text(opt_out.effective_from)),
-        );
-    }
     let basis = match input.purpose {
         Purpose::Emergency => emergency_basis(input, facts),
         Purpose::DirectCare => direct_care_basis(input, facts, organisation),
     };
-    let basis = match basis {
-        Ok(basis) => basis,
-        Err(Denial(code, text)) => return Decision::deny(code, text),
+    // The guard catches every basis found, so an opt-out never permits.
+    let basis = match (basis, &facts.opt_out) {
+        (basis, Some(opt_out)) if basis.is_ok() || connected(input, facts) => {
+            return Decision::deny(
+                ReasonCode::OptedOut,
+                format!("opted out on {}", date_text(opt_out.effective_from)),
+            );
+        }
+        (Ok(basis), _) => basis,
+        (Err(Denial(code, text)), _) => return Decision::deny(code, text),
     };
     let mut decision = Decision::deny(basis.reason.code, String::new());
     decision.reasons.clear();
@@ -195,6 +200,23 @@ pub fn decide(input: &DecideInput<'_>, facts: &DecisionFacts, policy: &AccessPol
         decision.excluded_source_organisation_codes.clear();
     }
     decision
+}
+
+/// Whether the viewer has a live reason to know the person: a care
+/// relationship of their organisation, a permission to view covering them,
+/// or a break-glass grant of theirs. Facts that have ended do not count: a
+/// former carer gets the answer a stranger would (which may say the
+/// relationship ended, but not that the person opted out).
+fn connected(input: &DecideInput<'_>, facts: &DecisionFacts) -> bool {
+    let now = input.now;
+    facts
+        .relationships
+        .iter()
+        .any(|relationship| relationship.is_live(now))
+        || facts.permissions.iter().any(|permission| {
+            permission.covers_user(&input.viewer.user_id) && permission.is_live(now)
+        })
+        || facts.grants.iter().any(|grant| grant.expires_at > now)
 }
 
 fn role_name(role: mcr_proto::common::v1::Role) -> &'static str {
@@ -410,3 +432,7 @@ fn push_entry_level_withholding(decision: &mut Decision) {
 #[cfg(test)]
 #[path = "decide_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "decide_opt_out_tests.rs"]
+mod opt_out_tests;

@@ -281,7 +281,15 @@ async fn opt_out_beats_break_glass_and_the_refusal_is_audited() {
         .await
         .expect("decide")
         .into_inner();
-    assert_eq!(decision.reasons[0].code, ReasonCode::OptedOut as i32);
+    assert_eq!(decision.decision, Decision::Deny as i32);
+    // Without a grant the paramedic has no connection to the person, so
+    // Decide answers as for anyone else without one, not with the opt-out.
+    assert_eq!(
+        decision.reasons[0].code,
+        ReasonCode::PurposeNotPermitted as i32,
+        "{:?}",
+        decision.reasons
+    );
 }
 
 #[tokio::test]

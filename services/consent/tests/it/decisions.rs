@@ -251,6 +251,24 @@ async fn decisions_follow_the_recorded_facts() {
             today.day()
         )
     );
+    // ...but only to a viewer connected to the person: a nurse of another
+    // organisation gets what she would get for a person who does not exist.
+    let stranger = actor(Role::Nurse, "RYC");
+    let nobody = uuid::Uuid::new_v4().to_string();
+    for purpose in [Purpose::DirectCare, Purpose::Emergency] {
+        let told = decide(&platform, &former, &stranger, purpose).await;
+        let unknown = decide(&platform, &nobody, &stranger, purpose).await;
+        assert_eq!(told.decision, Decision::Deny as i32);
+        assert_eq!(told.reasons, unknown.reasons, "{purpose:?}");
+        assert_eq!(told.obligations, unknown.obligations, "{purpose:?}");
+        assert_eq!(told.withholdings, unknown.withholdings, "{purpose:?}");
+    }
+    let told = decide(&platform, &former, &stranger, Purpose::DirectCare).await;
+    assert_eq!(codes(&told), vec![ReasonCode::NoCareRelationship]);
+    assert_eq!(
+        told.reasons[0].text,
+        "no care relationship between RYC and this person"
+    );
 }
 
 #[tokio::test]
