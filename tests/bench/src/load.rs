@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use mcr_connector::builder::RecordUpdateBuilder;
 use mcr_proto::common::v1::{Category, HumanName, PageRequest, PersonReference, Purpose, Role};
-use mcr_proto::consent::v1::{PermissionBasis, RecordPermissionToViewRequest};
+use mcr_proto::consent::v1::{
+    CareRelationshipType, PermissionBasis, RecordCareRelationshipRequest,
+    RecordPermissionToViewRequest,
+};
 use mcr_proto::patient_index::v1::{
     DemographicQuery, Demographics, SearchPersonsRequest, search_persons_request::Query,
 };
@@ -106,19 +109,23 @@ pub async fn run(quick: bool, seconds: Option<u64>) -> anyhow::Result<serde_json
         report.failures.first()
     );
     platform.wait_for_ingest(Duration::from_secs(600)).await;
+    let pool = aggregator_database(&platform).await?;
+    let seeded: i64 = sqlx::query_scalar("SELECT count(*) FROM entries")
+        .fetch_one(&pool)
+        .await?;
+    let expected = i64::from(VIEWED * ENTRIES + INGESTED);
+    anyhow::ensure!(
+        seeded == expected,
+        "{seeded} of {expected} seeded entries were committed"
+    );
     let clinician = platform
         .professional("load.clinician", ORGANISATION, Role::ClinicalPractitioner)
         .await;
-    for number in 0..VIEWED {
-        platform
-            .allow(&person(number), ORGANISATION, &clinician)
-            .await;
-    }
+    allow_all(&platform, &clinician).await?;
 
     let records = platform.records().await;
     let index = platform.index_client().await;
     let consent = platform.consent_client().await;
-    let pool = aggregator_database(&platform).await?;
     let stored_before: i64 = sqlx::query_scalar("SELECT count(*) FROM entries")
         .fetch_one(&pool)
         .await?;
@@ -280,6 +287,38 @@ async fn ingest(
     (published, failed)
 }
 
+/// An open care relationship of the organisation and the person's
+/// permission to view, for every viewed person. (`Platform::allow` names
+/// the relationship after the person reference cut to 40 characters,
+/// which is the same for every local identifier of one organisation.)
+async fn allow_all(platform: &Platform, clinician: &str) -> anyhow::Result<()> {
+    let service_token = platform.service_token().await;
+    let mut consent = platform.consent_client().await;
+    let now = OffsetDateTime::now_utc();
+    for number in 0..VIEWED {
+        consent
+            .record_care_relationship(with_token(
+                RecordCareRelationshipRequest {
+                    person: Some(person(number)),
+                    organisation_code: ORGANISATION.to_owned(),
+                    team_code: String::new(),
+                    relationship_type: CareRelationshipType::Admission as i32,
+                    start_time: Some(timestamp(now - time::Duration::days(1))),
+                    end_time: None,
+                    source_system: "PAS".to_owned(),
+                    source_reference: format!("ADM-LOAD-{number}"),
+                    reason: String::new(),
+                },
+                &service_token,
+            ))
+            .await?;
+        consent
+            .record_permission_to_view(with_token(permission_request(number), clinician))
+            .await?;
+    }
+    Ok(())
+}
+
 fn person(number: u32) -> PersonReference {
     local_person(ORGANISATION, "EPR", &format!("LOAD-{number}"))
 }
@@ -299,7 +338,7 @@ fn entry_update(number: u32, entry: u32) -> anyhow::Result<RecordUpdate> {
     Ok(
         RecordUpdateBuilder::upsert(ORGANISATION, "EPR", Category::TestResults)
             .patient("EPR", &format!("LOAD-{number}"))
-            .entry(&format!("obs-{entry}"), 1)
+            .entry(&format!("p{number}-obs-{entry}"), 1)
             .effective_time(prost_types::Timestamp {
                 seconds: 1_735_689_600 + i64::from(entry) * 600,
                 nanos: 0,
