@@ -22,6 +22,7 @@ use prost::Message as _;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
@@ -124,30 +125,35 @@ impl Follower {
         if let Some(headers) = &message.headers {
             let _ = span.set_parent(mcr_runtime::propagation::context_from_nats(headers));
         }
-        let _entered = span.enter();
-        let outcome = match self.source {
-            Source::PatientIndex => self.apply_index_event(&subject, &message.payload).await,
-            Source::Consent => self.apply_consent_event(&message.payload).await,
-        };
-        let ack = match outcome {
-            Ok(kind) => {
-                metrics::counter!(INVALIDATIONS_METRIC, "event" => kind).increment(1);
-                message.ack().await
+        // Instrumented, not entered: a guard held across the awaits below
+        // would leave the span current on the worker thread for other tasks.
+        async {
+            let outcome = match self.source {
+                Source::PatientIndex => self.apply_index_event(&subject, &message.payload).await,
+                Source::Consent => self.apply_consent_event(&message.payload).await,
+            };
+            let ack = match outcome {
+                Ok(kind) => {
+                    metrics::counter!(INVALIDATIONS_METRIC, "event" => kind).increment(1);
+                    message.ack().await
+                }
+                Err(Failure::Malformed(reason)) => {
+                    self.dead_letter(&message, reason).await;
+                    message.ack_with(AckKind::Term).await
+                }
+                Err(Failure::Transient(error)) => {
+                    tracing::warn!(%error, "applying an event failed; it will be redelivered");
+                    message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await
+                }
+            };
+            if let Err(error) = ack {
+                tracing::warn!(%error, "acking an event failed; its redelivery is harmless");
             }
-            Err(Failure::Malformed(reason)) => {
-                self.dead_letter(&message, reason).await;
-                message.ack_with(AckKind::Term).await
-            }
-            Err(Failure::Transient(error)) => {
-                tracing::warn!(%error, "applying an event failed; it will be redelivered");
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await
-            }
-        };
-        if let Err(error) = ack {
-            tracing::warn!(%error, "acking an event failed; its redelivery is harmless");
         }
+        .instrument(span)
+        .await;
     }
 
     async fn apply_index_event(
