@@ -4,6 +4,7 @@
 mod break_glass;
 mod decide;
 mod facts;
+mod relationship_input;
 mod relationships;
 mod restrictions;
 mod review;
@@ -90,9 +91,8 @@ impl ConsentApi {
         persons.sort_unstable();
         persons.dedup();
         // Decide's snapshot changes in the same transaction as the facts.
-        for person_id in persons {
-            store::refresh_decision_facts(&mut tx, person_id).await?;
-        }
+        store::refresh_decision_facts_of(&mut tx, &persons).await?;
+        let mut rows = Vec::with_capacity(changes.len());
         let mut announcements = Vec::with_capacity(changes.len());
         let mut audits = Vec::with_capacity(changes.len());
         for change in changes {
@@ -107,24 +107,20 @@ impl ConsentApi {
                 occurred_at: Some(timestamp(change.now)),
             }
             .encode_to_vec();
-            store::append_change(
-                &mut tx,
-                &ChangeRow {
-                    event_id,
-                    person_id: change.person_id,
-                    change_kind: change.kind as i16,
-                    fact_id: change.fact_id,
-                    consent_version: change.version,
-                    occurred_at: change.now,
-                    actor_user_id: change.actor.user_id.clone(),
-                    actor_organisation_code: change.actor.organisation_code.clone(),
-                    source_system: change.source_system.clone(),
-                    note: change.note.clone(),
-                    fact: change.fact,
-                    event: event.clone(),
-                },
-            )
-            .await?;
+            rows.push(ChangeRow {
+                event_id,
+                person_id: change.person_id,
+                change_kind: change.kind as i16,
+                fact_id: change.fact_id,
+                consent_version: change.version,
+                occurred_at: change.now,
+                actor_user_id: change.actor.user_id.clone(),
+                actor_organisation_code: change.actor.organisation_code.clone(),
+                source_system: change.source_system.clone(),
+                note: change.note.clone(),
+                fact: change.fact,
+                event: event.clone(),
+            });
             announcements.push((event_id, change.person_id, event));
             let grant_id = change.break_glass_grant_id;
             let audited = Audited {
@@ -145,6 +141,7 @@ impl ConsentApi {
                     .await
             });
         }
+        store::append_changes(&mut tx, &rows).await?;
         futures::future::try_join_all(audits).await?;
         tx.commit().await?;
         events::announce_all(&self.nats, &self.pool, announcements).await;

@@ -10,14 +10,18 @@ use mcr_proto::common::v1::Actor;
 use mcr_proto::consent::v1::care_relationship_outcome::Outcome;
 use mcr_proto::consent::v1::*;
 use prost::Message;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::relationship_input::{
+    ValidRelationship, recorded_relationship, reference_key, refusal, relationship_change,
+    validate_relationship,
+};
 use super::{Change, ConsentApi};
 use crate::convert::{provenance, timestamp};
 use crate::domain::validate;
 use crate::error::ConsentError;
-use crate::store::{self, FactTable, RelationshipRow, ReviewRow};
+use crate::store::{self, FactTable, RelationshipRow, ReviewRow, SourceKey};
 
 type Done<T> = Result<T, ConsentError>;
 
@@ -25,19 +29,6 @@ type Done<T> = Result<T, ConsentError>;
 const MAX_BATCH: usize = 1000;
 /// Person look-ups in flight at once for one batch.
 const CONCURRENT_LOOKUPS: usize = 16;
-
-/// A relationship as validated, before its person is known to exist.
-struct ValidRelationship {
-    kind: CareRelationshipType,
-    self_declared: bool,
-    organisation: String,
-    team_code: String,
-    source_system: String,
-    source_reference: String,
-    reason: String,
-    start_time: OffsetDateTime,
-    end_time: Option<OffsetDateTime>,
-}
 
 impl ConsentApi {
     #[tracing::instrument(name = "consent.record_care_relationship", skip_all)]
@@ -106,20 +97,56 @@ impl ConsentApi {
         }
         // One lock order for every transaction: person rows by id.
         ready.sort_unstable_by_key(|(person_id, index, _)| (*person_id, *index));
+        let mut persons: Vec<Uuid> = ready.iter().map(|(person_id, _, _)| *person_id).collect();
+        persons.dedup();
         let mut tx = store::begin(&self.pool).await?;
+        let versions = store::bump_versions(&mut tx, &persons, now).await?;
+        let keys: Vec<SourceKey> = ready
+            .iter()
+            .map(|(_, _, relationship)| relationship.source_key())
+            .collect();
+        let mut stored = store::relationships_by_source_keys(&mut tx, &keys).await?;
+        let actor = caller.actor();
         let mut changes = Vec::with_capacity(ready.len());
-        for (person_id, index, relationship) in ready {
-            match self
-                .store_relationship(&mut tx, caller.actor(), person_id, relationship, now)
-                .await
-            {
-                Ok((response, change)) => {
-                    outcomes[index] = Some(Outcome::Recorded(response));
-                    changes.push(change);
+        let mut writes: Vec<(RelationshipRow, Vec<u8>)> = Vec::with_capacity(ready.len());
+        let mut write_of: HashMap<Uuid, usize> = HashMap::new();
+        for ((person_id, index, valid), key) in ready.into_iter().zip(keys) {
+            let (relationship, created, row) =
+                match recorded_relationship(stored.get(&key), &valid, person_id, &actor, now) {
+                    Ok(recorded) => recorded,
+                    Err(error) => {
+                        outcomes[index] = Some(Outcome::Refused(refusal(error)?));
+                        continue;
+                    }
+                };
+            let version = versions.get(&person_id).copied().ok_or_else(|| {
+                ConsentError::Corrupt("a person's consent version was not bumped".to_owned())
+            })?;
+            let encoded = relationship.encode_to_vec();
+            // A later item with the same source key updates this one.
+            stored.insert(key, (row.id, person_id, encoded.clone()));
+            changes.push(relationship_change(
+                person_id,
+                row.id,
+                actor.clone(),
+                version,
+                now,
+                &valid,
+                encoded.clone(),
+            ));
+            match write_of.get(&row.id) {
+                Some(&at) => writes[at] = (row, encoded),
+                None => {
+                    write_of.insert(row.id, writes.len());
+                    writes.push((row, encoded));
                 }
-                Err(error) => outcomes[index] = Some(Outcome::Refused(refusal(error)?)),
             }
+            outcomes[index] = Some(Outcome::Recorded(RecordCareRelationshipResponse {
+                care_relationship: Some(relationship),
+                created,
+            }));
         }
+        store::upsert_relationships(&mut tx, &writes).await?;
         if changes.is_empty() {
             tx.rollback().await?;
         } else {
@@ -180,64 +207,21 @@ impl ConsentApi {
         valid: ValidRelationship,
         now: OffsetDateTime,
     ) -> Done<(RecordCareRelationshipResponse, Change)> {
-        let ValidRelationship {
-            kind,
-            self_declared,
-            organisation,
-            team_code,
-            source_system,
-            source_reference,
-            reason,
-            start_time,
-            end_time,
-        } = valid;
         let version = store::bump_version(tx, person_id, now).await?;
-        let existing = if self_declared {
+        let existing = if valid.self_declared {
             None
         } else {
-            store::relationship_by_source_key(tx, &organisation, &source_system, &source_reference)
-                .await?
+            store::relationship_by_source_key(
+                tx,
+                &valid.organisation,
+                &valid.source_system,
+                &valid.source_reference,
+            )
+            .await?
         };
-        let (relationship, created) = match existing {
-            Some((_, owner, _)) if owner != person_id => {
-                return Err(ConsentError::FailedPrecondition(
-                    "this source key (organisation, source_system, source_reference) is recorded for another person".to_owned(),
-                ));
-            }
-            Some((_, _, stored)) => {
-                let mut relationship = CareRelationship::decode(stored.as_slice())?;
-                relationship.start_time = Some(timestamp(start_time));
-                relationship.end_time = end_time.map(timestamp);
-                relationship.team_code = team_code;
-                relationship.relationship_type = kind as i32;
-                relationship.reason = reason;
-                relationship.recorded = Some(provenance(&actor, now, &source_system, ""));
-                (relationship, false)
-            }
-            None => (
-                CareRelationship {
-                    care_relationship_id: Uuid::now_v7().to_string(),
-                    person_id: person_id.to_string(),
-                    organisation_code: organisation.clone(),
-                    team_code,
-                    relationship_type: kind as i32,
-                    start_time: Some(timestamp(start_time)),
-                    end_time: end_time.map(timestamp),
-                    source_system: source_system.clone(),
-                    source_reference: source_reference.clone(),
-                    reason: reason.clone(),
-                    review_item_id: String::new(),
-                    recorded: Some(provenance(&actor, now, &source_system, "")),
-                    ended: None,
-                },
-                true,
-            ),
-        };
-        let mut relationship = relationship;
-        let id = Uuid::parse_str(&relationship.care_relationship_id).map_err(|_| {
-            ConsentError::Corrupt("stored relationship id is not a UUID".to_owned())
-        })?;
-        if self_declared {
+        let (mut relationship, created, row) =
+            recorded_relationship(existing.as_ref(), &valid, person_id, &actor, now)?;
+        if valid.self_declared {
             let review_item_id = Uuid::now_v7();
             relationship.review_item_id = review_item_id.to_string();
             let item = ReviewItem {
@@ -253,7 +237,7 @@ impl ConsentApi {
                     id: review_item_id,
                     kind: ReviewItemKind::SelfDeclaredCareRelationship as i16,
                     person_id,
-                    subject_id: id,
+                    subject_id: row.id,
                     raised_by_user_id: actor.user_id.clone(),
                     raised_by_organisation_code: actor.organisation_code.clone(),
                     queued_at: now,
@@ -264,39 +248,8 @@ impl ConsentApi {
             .await?;
         }
         let encoded = relationship.encode_to_vec();
-        store::upsert_relationship(
-            tx,
-            &RelationshipRow {
-                id,
-                person_id,
-                organisation_code: organisation,
-                source_system: source_system.clone(),
-                source_reference,
-                start_time,
-                end_time,
-            },
-            &encoded,
-        )
-        .await?;
-        let change = Change {
-            person_id,
-            kind: ConsentChangeKind::CareRelationshipRecorded,
-            fact_id: id,
-            actor,
-            version,
-            now,
-            source_system,
-            note: String::new(),
-            fact: encoded,
-            audit_action: AuditAction::ConsentChange,
-            description: if self_declared {
-                "care relationship self-declared"
-            } else {
-                "care relationship recorded"
-            }
-            .to_owned(),
-            break_glass_grant_id: None,
-        };
+        store::upsert_relationship(tx, &row, &encoded).await?;
+        let change = relationship_change(person_id, row.id, actor, version, now, &valid, encoded);
         Ok((
             RecordCareRelationshipResponse {
                 care_relationship: Some(relationship),
@@ -422,118 +375,5 @@ impl ConsentApi {
         Ok(EndCareRelationshipResponse {
             care_relationship: Some(relationship),
         })
-    }
-}
-
-/// Checks one relationship as `caller` may record it, without I/O.
-fn validate_relationship(
-    caller: &Principal,
-    body: &RecordCareRelationshipRequest,
-    now: OffsetDateTime,
-) -> Done<ValidRelationship> {
-    let kind = CareRelationshipType::try_from(body.relationship_type)
-        .unwrap_or(CareRelationshipType::Unspecified);
-    if kind == CareRelationshipType::Unspecified {
-        return Err(ConsentError::invalid("relationship_type", "is required"));
-    }
-    let self_declared = kind == CareRelationshipType::SelfDeclared;
-    let organisation = match caller.kind {
-        PrincipalKind::User => {
-            if !self_declared {
-                return Err(ConsentError::PermissionDenied(
-                        "a professional may only self-declare a care relationship (CARE_RELATIONSHIP_TYPE_SELF_DECLARED); other kinds come from provider systems".to_owned(),
-                    ));
-            }
-            let code = validate::organisation_code_or(
-                "organisation_code",
-                &body.organisation_code,
-                &caller.organisation_code,
-            )?;
-            if code != caller.organisation_code {
-                return Err(ConsentError::PermissionDenied(format!(
-                    "a professional self-declares for their own organisation only ({})",
-                    caller.organisation_code
-                )));
-            }
-            code
-        }
-        PrincipalKind::Service => {
-            if self_declared {
-                return Err(ConsentError::invalid(
-                    "relationship_type",
-                    "CARE_RELATIONSHIP_TYPE_SELF_DECLARED is declared by professionals with a user token",
-                ));
-            }
-            validate::organisation_code("organisation_code", &body.organisation_code)?
-        }
-    };
-    let team_code = validate::text("team_code", &body.team_code, 0, 64)?;
-    let (source_system, source_reference, reason) = if self_declared {
-        (
-            String::new(),
-            String::new(),
-            validate::text("reason", &body.reason, 10, 1000)?,
-        )
-    } else {
-        (
-            validate::text("source_system", &body.source_system, 1, 256)?,
-            validate::text("source_reference", &body.source_reference, 1, 256)?,
-            validate::text("reason", &body.reason, 0, 1000)?,
-        )
-    };
-    let start_time = body
-        .start_time
-        .as_ref()
-        .ok_or_else(|| ConsentError::invalid("start_time", "is required"))
-        .and_then(|at| Ok(validate::instant("start_time", at)?))?;
-    if start_time > now + Duration::days(366) {
-        return Err(ConsentError::invalid(
-            "start_time",
-            "must be at most 1 year in the future",
-        ));
-    }
-    let end_time = match &body.end_time {
-        Some(at) => {
-            let end = validate::instant("end_time", at)?;
-            if end <= start_time {
-                return Err(ConsentError::invalid(
-                    "end_time",
-                    "must be after start_time",
-                ));
-            }
-            Some(end)
-        }
-        None => None,
-    };
-    Ok(ValidRelationship {
-        kind,
-        self_declared,
-        organisation,
-        team_code,
-        source_system,
-        source_reference,
-        reason,
-        start_time,
-        end_time,
-    })
-}
-
-/// Which person an item names, as a map key.
-fn reference_key(item: &RecordCareRelationshipRequest) -> Vec<u8> {
-    item.person
-        .as_ref()
-        .map(Message::encode_to_vec)
-        .unwrap_or_default()
-}
-
-/// An item's error as its refusal when retrying cannot help; anything
-/// transient fails the whole batch.
-fn refusal(error: ConsentError) -> Done<String> {
-    match error {
-        ConsentError::Invalid(_)
-        | ConsentError::NotFound(_)
-        | ConsentError::FailedPrecondition(_)
-        | ConsentError::PermissionDenied(_) => Ok(error.to_string()),
-        transient => Err(transient),
     }
 }

@@ -5,11 +5,13 @@
 //! stays locked until commit), writes the fact, and appends the change to
 //! `consent_change` — the history and the outbox of ConsentChanged.
 
+mod batch;
 mod decide;
 mod facts;
 mod merges;
 mod review;
 
+pub use batch::*;
 pub use decide::{decision_facts, refresh_decision_facts};
 pub use facts::*;
 pub use merges::*;
