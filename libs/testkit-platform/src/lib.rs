@@ -246,7 +246,7 @@ impl Platform {
                     start_time: Some(timestamp(now - time::Duration::days(1))),
                     end_time: None,
                     source_system: "PAS".to_owned(),
-                    source_reference: format!("ADM-{}", uuid_like(person)),
+                    source_reference: format!("ADM-{}", uuid::Uuid::new_v4()),
                     reason: String::new(),
                 },
                 &self.service_token().await,
@@ -316,12 +316,4 @@ pub fn person_id(id: &str) -> PersonReference {
     PersonReference {
         reference: Some(Reference::PersonId(id.to_owned())),
     }
-}
-
-fn uuid_like(person: &PersonReference) -> String {
-    format!("{:?}", person.reference)
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(40)
-        .collect()
 }

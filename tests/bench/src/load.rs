@@ -17,10 +17,7 @@ use std::time::{Duration, Instant};
 
 use mcr_connector::builder::RecordUpdateBuilder;
 use mcr_proto::common::v1::{Category, HumanName, PageRequest, PersonReference, Purpose, Role};
-use mcr_proto::consent::v1::{
-    CareRelationshipType, PermissionBasis, RecordCareRelationshipRequest,
-    RecordPermissionToViewRequest,
-};
+use mcr_proto::consent::v1::{PermissionBasis, RecordPermissionToViewRequest};
 use mcr_proto::patient_index::v1::{
     DemographicQuery, Demographics, SearchPersonsRequest, search_persons_request::Query,
 };
@@ -121,7 +118,7 @@ pub async fn run(quick: bool, seconds: Option<u64>) -> anyhow::Result<serde_json
     let clinician = platform
         .professional("load.clinician", ORGANISATION, Role::ClinicalPractitioner)
         .await;
-    allow_all(&platform, &clinician).await?;
+    allow_all(&platform, &clinician).await;
 
     let records = platform.records().await;
     let index = platform.index_client().await;
@@ -288,35 +285,13 @@ async fn ingest(
 }
 
 /// An open care relationship of the organisation and the person's
-/// permission to view, for every viewed person. (`Platform::allow` names
-/// the relationship after the person reference cut to 40 characters,
-/// which is the same for every local identifier of one organisation.)
-async fn allow_all(platform: &Platform, clinician: &str) -> anyhow::Result<()> {
-    let service_token = platform.service_token().await;
-    let mut consent = platform.consent_client().await;
-    let now = OffsetDateTime::now_utc();
+/// permission to view, for every viewed person.
+async fn allow_all(platform: &Platform, clinician: &str) {
     for number in 0..VIEWED {
-        consent
-            .record_care_relationship(with_token(
-                RecordCareRelationshipRequest {
-                    person: Some(person(number)),
-                    organisation_code: ORGANISATION.to_owned(),
-                    team_code: String::new(),
-                    relationship_type: CareRelationshipType::Admission as i32,
-                    start_time: Some(timestamp(now - time::Duration::days(1))),
-                    end_time: None,
-                    source_system: "PAS".to_owned(),
-                    source_reference: format!("ADM-LOAD-{number}"),
-                    reason: String::new(),
-                },
-                &service_token,
-            ))
-            .await?;
-        consent
-            .record_permission_to_view(with_token(permission_request(number), clinician))
-            .await?;
+        platform
+            .allow(&person(number), ORGANISATION, clinician)
+            .await;
     }
-    Ok(())
 }
 
 fn person(number: u32) -> PersonReference {
