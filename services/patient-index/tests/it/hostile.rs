@@ -6,8 +6,6 @@ use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
 use mcr_proto::patient_index::v1::*;
 use mcr_testkit_identity::with_token;
 use prost::Message;
-use prost::bytes::{Buf, BufMut};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::support::{Index, identifier, person};
 
@@ -45,44 +43,6 @@ async fn start_small() -> Index {
     }
 }
 
-/// Sends already-encoded request bytes, as a hostile client can.
-#[derive(Debug, Clone, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Vec<u8>, buffer: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        buffer.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, buffer: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-        Ok(Some(buffer.copy_to_bytes(buffer.remaining()).to_vec()))
-    }
-}
-
 fn by_family(family_name: &str) -> SearchPersonsRequest {
     SearchPersonsRequest {
         query: Some(search_persons_request::Query::Demographics(
@@ -107,16 +67,13 @@ async fn hostile_requests_are_invalid_argument() {
         .position(|window| window == b"ZZZZZZZZ")
         .expect("marker");
     bytes[at..at + 8].copy_from_slice(&[0xff, 0xfe, 0xc0, 0x80, 0xed, 0xa0, 0x80, 0xff]);
-    let mut grpc = tonic::client::Grpc::new(index._service.channel().await);
-    grpc.ready().await.expect("ready");
-    let not_utf8 = grpc
-        .unary(
-            with_token(bytes, &index.clerk),
-            tonic::codegen::http::uri::PathAndQuery::from_static(SEARCH_PERSONS),
-            RawCodec,
-        )
-        .await
-        .expect_err("not UTF-8");
+    let not_utf8 = mcr_testkit::grpc::unary_raw(
+        index._service.channel().await,
+        SEARCH_PERSONS,
+        with_token(bytes, &index.clerk),
+    )
+    .await
+    .expect_err("not UTF-8");
     assert_eq!(
         not_utf8.code(),
         tonic::Code::InvalidArgument,

@@ -17,8 +17,6 @@ use mcr_proto::records::v1::GetCareRecordRequest;
 use mcr_testkit_identity::with_token;
 use mcr_testkit_platform::{Options, Platform, local_person, person_id};
 use prost::Message;
-use prost::bytes::{Buf, BufMut};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::support::*;
 
@@ -182,52 +180,11 @@ async fn abused_tokens_are_refused_and_audited() {
     }
 }
 
-/// Sends already-encoded request bytes, as a hostile client can.
-#[derive(Debug, Clone, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Vec<u8>, buffer: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        buffer.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, buffer: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-        let bytes = buffer.copy_to_bytes(buffer.remaining()).to_vec();
-        Ok(Some(bytes))
-    }
-}
-
 async fn send_raw(platform: &Platform, token: &str, bytes: Vec<u8>) -> tonic::Status {
-    let mut grpc = tonic::client::Grpc::new(platform.aggregator.channel().await);
-    grpc.ready().await.unwrap();
-    grpc.unary(
+    mcr_testkit::grpc::unary_raw(
+        platform.aggregator.channel().await,
+        GET_CARE_RECORD,
         with_token(bytes, token),
-        tonic::codegen::http::uri::PathAndQuery::from_static(GET_CARE_RECORD),
-        RawCodec,
     )
     .await
     .expect_err("a hostile request is refused")
