@@ -36,13 +36,19 @@ impl TestEnvironment {
     /// when PostgreSQL, NATS or Redis is unreachable: tests never skip silently.
     pub async fn new() -> Self {
         require_servers().await;
+        Self::with_overrides(&[])
+    }
+
+    /// A fresh environment: the process's own `MCR_*` settings, then this
+    /// test's private names and loopback listeners, then `overrides`.
+    pub(crate) fn with_overrides(overrides: &[(&str, String)]) -> Self {
         init_test_telemetry();
         let id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let mut base_variables: HashMap<String, String> = mcr_runtime::process_environment()
             .into_iter()
             .filter(|(name, _)| name.starts_with("MCR_"))
             .collect();
-        for (name, value) in [
+        let own = [
             ("MCR_GRPC__HOST", "127.0.0.1".to_owned()),
             ("MCR_GRPC__PORT", "0".to_owned()),
             ("MCR_ADMIN__HOST", "127.0.0.1".to_owned()),
@@ -50,8 +56,9 @@ impl TestEnvironment {
             ("MCR_GRPC__DRAIN_TIMEOUT_MS", "3000".to_owned()),
             ("MCR_NATS__NAMESPACE", id.clone()),
             ("MCR_REDIS__KEY_PREFIX", format!("mcr-test:{id}:")),
-        ] {
-            base_variables.insert(name.to_owned(), value);
+        ];
+        for (name, value) in own.iter().chain(overrides) {
+            base_variables.insert((*name).to_owned(), value.clone());
         }
         Self { id, base_variables }
     }
