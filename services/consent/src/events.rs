@@ -31,17 +31,24 @@ pub fn changed_subject(person_id: Uuid) -> String {
     format!("{CONSENT_CHANGED_SUBJECT_PREFIX}{person_id}")
 }
 
-/// Publishes a ConsentChanged (already encoded) and waits for the ack.
+/// Creates the ConsentChanged stream when missing: once per batch of
+/// publishes, not per event (each check is a JetStream API round trip).
+async fn ensure_changes_stream(nats: &NatsBus) -> Result<(), ConsentError> {
+    nats.ensure_stream(mcr_runtime::streams::consent_events_stream_config())
+        .await
+        .map(|_| ())
+        .map_err(|error| ConsentError::Messaging(error.to_string()))
+}
+
+/// Publishes a ConsentChanged (already encoded) and waits for the ack. The
+/// caller has ensured the stream ([`ensure_changes_stream`]).
 #[tracing::instrument(name = "nats.publish_consent_changed", skip_all, fields(%event_id))]
-pub async fn publish_changed(
+async fn publish_changed(
     nats: &NatsBus,
     event_id: Uuid,
     person_id: Uuid,
     payload: Vec<u8>,
 ) -> Result<(), ConsentError> {
-    nats.ensure_stream(mcr_runtime::streams::consent_events_stream_config())
-        .await
-        .map_err(|error| ConsentError::Messaging(error.to_string()))?;
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", event_id.to_string().as_str());
     mcr_runtime::propagation::inject_current_into_nats(&mut headers);
@@ -62,6 +69,10 @@ pub async fn publish_changed(
 /// is logged, not returned: the changes are committed, Decide already
 /// applies them, and the relay re-sends what was not marked.
 pub async fn announce_all(nats: &NatsBus, pool: &PgPool, events: Vec<(Uuid, Uuid, Vec<u8>)>) {
+    if let Err(error) = ensure_changes_stream(nats).await {
+        tracing::error!(%error, events = events.len(), "consent changes committed but not announced yet; the relay will retry");
+        return;
+    }
     let publishes = events.into_iter().map(|(event_id, person_id, payload)| async move {
         match publish_changed(nats, event_id, person_id, payload).await {
             Ok(()) => Some(event_id),
@@ -103,6 +114,9 @@ pub async fn relay_once(nats: &NatsBus, pool: &PgPool) -> Result<usize, ConsentE
     let mut tx = store::begin(pool).await?;
     let pending =
         store::claim_unpublished(&mut tx, OffsetDateTime::now_utc() - RELAY_GRACE, 500).await?;
+    if !pending.is_empty() {
+        ensure_changes_stream(nats).await?;
+    }
     let mut published = 0;
     for (event_id, person_id, payload) in pending {
         publish_changed(nats, event_id, person_id, payload).await?;

@@ -175,9 +175,11 @@ impl MergeFollower {
     ) -> Result<(), ConsentError> {
         let now = OffsetDateTime::now_utc();
         let audited_person = versions.first().map(|(person_id, _)| *person_id);
+        let persons: Vec<Uuid> = versions.iter().map(|(person_id, _)| *person_id).collect();
+        store::refresh_decision_facts(&mut tx, &persons).await?;
         let mut outbox = Vec::new();
+        let mut rows = Vec::new();
         for (person_id, version) in versions {
-            store::refresh_decision_facts(&mut tx, person_id).await?;
             let event_id = Uuid::now_v7();
             let event = ConsentChanged {
                 event_id: event_id.to_string(),
@@ -189,26 +191,23 @@ impl MergeFollower {
                 occurred_at: Some(timestamp(now)),
             }
             .encode_to_vec();
-            store::append_change(
-                &mut tx,
-                &ChangeRow {
-                    event_id,
-                    person_id,
-                    change_kind: ConsentChangeKind::PersonMerge as i16,
-                    fact_id: merge_id,
-                    consent_version: version,
-                    occurred_at: now,
-                    actor_user_id: actor.user_id.clone(),
-                    actor_organisation_code: actor.organisation_code.clone(),
-                    source_system: "patient-index".to_owned(),
-                    note: description.to_owned(),
-                    fact: Vec::new(),
-                    event: event.clone(),
-                },
-            )
-            .await?;
+            rows.push(ChangeRow {
+                event_id,
+                person_id,
+                change_kind: ConsentChangeKind::PersonMerge as i16,
+                fact_id: merge_id,
+                consent_version: version,
+                occurred_at: now,
+                actor_user_id: actor.user_id.clone(),
+                actor_organisation_code: actor.organisation_code.clone(),
+                source_system: "patient-index".to_owned(),
+                note: description.to_owned(),
+                fact: Vec::new(),
+                event: event.clone(),
+            });
             outbox.push((event_id, person_id, event));
         }
+        store::append_changes(&mut tx, &rows).await?;
         self.auditor
             .record(
                 &actor,

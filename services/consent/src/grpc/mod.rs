@@ -91,7 +91,7 @@ impl ConsentApi {
         persons.sort_unstable();
         persons.dedup();
         // Decide's snapshot changes in the same transaction as the facts.
-        store::refresh_decision_facts_of(&mut tx, &persons).await?;
+        store::refresh_decision_facts(&mut tx, &persons).await?;
         let mut rows = Vec::with_capacity(changes.len());
         let mut announcements = Vec::with_capacity(changes.len());
         let mut audits = Vec::with_capacity(changes.len());

@@ -248,8 +248,16 @@ impl ConsentApi {
             .await?;
         }
         let encoded = relationship.encode_to_vec();
-        store::upsert_relationship(tx, &row, &encoded).await?;
-        let change = relationship_change(person_id, row.id, actor, version, now, &valid, encoded);
+        let change = relationship_change(
+            person_id,
+            row.id,
+            actor,
+            version,
+            now,
+            &valid,
+            encoded.clone(),
+        );
+        store::upsert_relationships(tx, &[(row, encoded)]).await?;
         Ok((
             RecordCareRelationshipResponse {
                 care_relationship: Some(relationship),

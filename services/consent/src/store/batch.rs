@@ -173,7 +173,7 @@ pub async fn append_changes(tx: &mut Tx, changes: &[ChangeRow]) -> Stored<()> {
 /// Rebuilds the Decide snapshots of `person_ids` inside the changes'
 /// transaction (after the facts changed, before commit).
 #[tracing::instrument(name = "db.refresh_decision_facts", skip_all, fields(persons = person_ids.len()))]
-pub async fn refresh_decision_facts_of(tx: &mut Tx, person_ids: &[Uuid]) -> Stored<()> {
+pub async fn refresh_decision_facts(tx: &mut Tx, person_ids: &[Uuid]) -> Stored<()> {
     sqlx::query(
         "UPDATE consent_person SET decision_facts = consent_decision_facts(person_id)
          WHERE person_id = ANY($1)",

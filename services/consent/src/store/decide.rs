@@ -9,7 +9,7 @@ use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Stored, Tx};
+use super::Stored;
 use crate::domain::{
     CategorySet, DecisionFacts, GrantFact, OptOutFact, PermissionFact, RelationshipFact,
     RestrictionFact, RestrictionTarget, Viewer, ViewerScope,
@@ -78,19 +78,6 @@ fn instant(micros: i64) -> Stored<OffsetDateTime> {
 
 fn optional_instant(micros: Option<i64>) -> Stored<Option<OffsetDateTime>> {
     micros.map(instant).transpose()
-}
-
-/// Rebuilds the person's snapshot inside a change's transaction (after the
-/// facts changed, before commit).
-#[tracing::instrument(name = "db.refresh_decision_facts", skip_all)]
-pub async fn refresh_decision_facts(tx: &mut Tx, person_id: Uuid) -> Stored<()> {
-    sqlx::query(
-        "UPDATE consent_person SET decision_facts = consent_decision_facts($1) WHERE person_id = $1",
-    )
-    .bind(person_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Everything Decide needs about `person_id` for `viewer`: one primary-key

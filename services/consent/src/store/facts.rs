@@ -220,27 +220,6 @@ pub struct RelationshipRow {
     pub end_time: Option<OffsetDateTime>,
 }
 
-/// Inserts or (same id) updates the period and body.
-pub async fn upsert_relationship(tx: &mut Tx, row: &RelationshipRow, body: &[u8]) -> Stored<()> {
-    sqlx::query(
-        "INSERT INTO care_relationship (id, person_id, organisation_code, source_system,
-             source_reference, start_time, end_time, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (id) DO UPDATE SET start_time = $6, end_time = $7, body = $8",
-    )
-    .bind(row.id)
-    .bind(row.person_id)
-    .bind(&row.organisation_code)
-    .bind(&row.source_system)
-    .bind(&row.source_reference)
-    .bind(row.start_time)
-    .bind(row.end_time)
-    .bind(body)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// A restriction's indexed columns.
 #[derive(Debug, Clone)]
 pub struct RestrictionRow {

@@ -12,7 +12,7 @@ mod merges;
 mod review;
 
 pub use batch::*;
-pub use decide::{decision_facts, refresh_decision_facts};
+pub use decide::decision_facts;
 pub use facts::*;
 pub use merges::*;
 pub use review::*;
@@ -73,31 +73,6 @@ pub struct ChangeRow {
     pub note: String,
     pub fact: Vec<u8>,
     pub event: Vec<u8>,
-}
-
-/// Appends `change` in the change's transaction.
-#[tracing::instrument(name = "db.append_change", skip_all)]
-pub async fn append_change(tx: &mut Tx, change: &ChangeRow) -> Stored<()> {
-    sqlx::query(
-        "INSERT INTO consent_change (event_id, person_id, change_kind, fact_id, consent_version,
-             occurred_at, actor_user_id, actor_organisation_code, source_system, note, fact, event)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(change.event_id)
-    .bind(change.person_id)
-    .bind(change.change_kind)
-    .bind(change.fact_id)
-    .bind(i64::try_from(change.consent_version).unwrap_or(i64::MAX))
-    .bind(change.occurred_at)
-    .bind(&change.actor_user_id)
-    .bind(&change.actor_organisation_code)
-    .bind(&change.source_system)
-    .bind(&change.note)
-    .bind(&change.fact)
-    .bind(&change.event)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Marks events published (JetStream acknowledged them).
