@@ -5,10 +5,12 @@
 use mcr_audit_client::AuditPublisher;
 use mcr_auth::Principal;
 use mcr_proto::audit::v1::{AuditAction, AuditEvent, AuditOutcome, OutcomeReason};
+use mcr_proto::common::v1::person_reference::Reference;
 use mcr_proto::common::v1::{Category, PersonReference, Purpose};
 use mcr_proto::consent::v1::{DecideResponse, Decision, DecisionReason, ReasonCode};
 use mcr_proto::timestamps::timestamp;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::dependencies::Consent;
 use crate::error::AggregatorError;
@@ -40,47 +42,26 @@ pub struct Gatekeeper {
 }
 
 impl Gatekeeper {
-    /// Asks consent; a DENY (or an unknown person) is audited and returned
-    /// as an error, so the caller only ever holds a permit. An unknown
-    /// person is answered exactly like a person the caller has no basis
-    /// for ([`unknown_person_denial`]).
+    /// Asks consent about `person` (the person the attempt's reference was
+    /// resolved to); a DENY is audited and returned as an error, so the
+    /// caller only ever holds a permit.
     pub async fn decide(
         &self,
         principal: &Principal,
         attempt: &ReadAttempt,
+        person: Uuid,
     ) -> Result<DecideResponse, AggregatorError> {
-        let decided = self
+        let decision = self
             .consent
             .decide(
                 principal.actor(),
-                attempt.person.clone(),
+                PersonReference {
+                    reference: Some(Reference::PersonId(person.to_string())),
+                },
                 attempt.purpose,
                 &attempt.categories,
             )
-            .await;
-        let decision = match decided {
-            Ok(decision) => decision,
-            Err(AggregatorError::Dependency { service, status })
-                if status.code() == tonic::Code::NotFound =>
-            {
-                let reasons = vec![OutcomeReason {
-                    code: "PERSON_NOT_FOUND".to_owned(),
-                    text: "no person matches the reference".to_owned(),
-                }];
-                self.record(
-                    principal,
-                    attempt,
-                    None,
-                    AuditOutcome::Denied,
-                    reasons,
-                    &Disclosure::default(),
-                )
-                .await?;
-                tracing::debug!(%service, message = status.message(), "no person matches the reference; answered as a denial");
-                return Err(unknown_person_denial(principal, attempt.purpose));
-            }
-            Err(error) => return Err(error),
-        };
+            .await?;
         if decision.decision() == Decision::Permit {
             return Ok(decision);
         }
@@ -95,6 +76,35 @@ impl Gatekeeper {
         )
         .await?;
         Err(denial(&decision))
+    }
+
+    /// The answer to a reference that names nobody, audited as
+    /// PERSON_NOT_FOUND: exactly the denial a person the caller has no
+    /// basis for gets ([`unknown_person_denial`]), so probing cannot tell
+    /// who is registered.
+    pub async fn refuse_unknown_person(
+        &self,
+        principal: &Principal,
+        attempt: &ReadAttempt,
+    ) -> AggregatorError {
+        let reasons = vec![OutcomeReason {
+            code: "PERSON_NOT_FOUND".to_owned(),
+            text: "no person matches the reference".to_owned(),
+        }];
+        if let Err(error) = self
+            .record(
+                principal,
+                attempt,
+                None,
+                AuditOutcome::Denied,
+                reasons,
+                &Disclosure::default(),
+            )
+            .await
+        {
+            return error;
+        }
+        unknown_person_denial(principal, attempt.purpose)
     }
 
     /// Records a permitted read; the caller returns data only when this succeeds.
@@ -153,7 +163,7 @@ impl Gatekeeper {
             .unwrap_or_default();
         let named_by_id = matches!(
             &attempt.person.reference,
-            Some(mcr_proto::common::v1::person_reference::Reference::PersonId(id)) if *id == person_id
+            Some(Reference::PersonId(id)) if *id == person_id
         );
         let event = AuditEvent {
             event_id: event_id.clone(),

@@ -1,6 +1,6 @@
 //! The services the aggregator calls, each with this service's token and a
-//! deadline: consent (Decide, care relationships), patient-index (the
-//! patient banner) and identity (organisation names).
+//! deadline: consent (Decide, care relationships), patient-index (who a
+//! reference names, and the patient banner) and identity (organisation names).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -132,7 +132,7 @@ impl Consent {
     }
 }
 
-/// Patient-index, for the patient banner.
+/// Patient-index: who a reference names, and the patient banner.
 #[derive(Debug, Clone)]
 pub struct Index {
     pub client: PatientIndexClient<Channel>,
@@ -140,19 +140,15 @@ pub struct Index {
 }
 
 impl Index {
-    /// The person, with full demographics (the aggregator withholds them).
+    /// The (surviving) person `reference` names — by id, NHS Number or a
+    /// local identifier — with full demographics (the aggregator withholds
+    /// them). A reference that names nobody is a NOT_FOUND dependency error.
     #[tracing::instrument(name = "patient_index.get_person", skip_all, fields(rpc.system = "grpc", rpc.service = "mcr.patient_index.v1.PatientIndex"))]
-    pub async fn person(&self, person_id: &str) -> Result<Person, AggregatorError> {
+    pub async fn person(&self, reference: &PersonReference) -> Result<Person, AggregatorError> {
         let request = self
             .tokens
             .request(GetPersonRequest {
-                person: Some(PersonReference {
-                    reference: Some(
-                        mcr_proto::common::v1::person_reference::Reference::PersonId(
-                            person_id.to_owned(),
-                        ),
-                    ),
-                }),
+                person: Some(reference.clone()),
                 include_history: false,
             })
             .await?;

@@ -88,6 +88,9 @@ impl From<AggregatorError> for tonic::Status {
                 tonic::Code::InvalidArgument => {
                     tonic::Status::invalid_argument(status.message().to_owned())
                 }
+                tonic::Code::FailedPrecondition => {
+                    tonic::Status::failed_precondition(status.message().to_owned())
+                }
                 code => {
                     tracing::warn!(
                         service,

@@ -19,7 +19,7 @@ use crate::domain::StoredEntry;
 use crate::domain::fhir::withhold_contact_details;
 use crate::domain::view::{AccessFilter, TimeWindow, Timeline, assemble};
 use crate::error::AggregatorError;
-use crate::views::{PersonRecord, Views};
+use crate::views::{Lookup, PersonRecord, Views};
 
 /// Text of the notice when a sensitive person's contact details are removed.
 pub const SENSITIVE_NOTICE: &str =
@@ -72,8 +72,8 @@ pub struct Records {
 }
 
 impl Records {
-    /// Decides, then loads the record and banner: everything a view or a
-    /// Bundle shows, not yet audited.
+    /// Resolves the person (with the banner), decides and loads the record:
+    /// everything a view or a Bundle shows, not yet audited.
     pub async fn permitted_view(
         &self,
         principal: &Principal,
@@ -87,12 +87,33 @@ impl Records {
             entry_id: String::new(),
             client_address: request.client_address,
         };
-        let decision = self.gatekeeper.decide(principal, &attempt).await?;
-        let person_id = person_uuid(&decision)?;
-        let (person, record) = tokio::try_join!(
-            self.index.person(&decision.person_id),
-            self.views.record(person_id)
-        )?;
+        // Patient-index resolves the reference and gives the banner in one
+        // call; consent is then asked about the person id, which it answers
+        // without asking patient-index again, while the cached record is
+        // fetched. Nothing is returned before the permit and the audit.
+        let person = match self.index.person(&attempt.person).await {
+            Err(AggregatorError::Dependency { status, .. })
+                if status.code() == tonic::Code::NotFound =>
+            {
+                return Err(self
+                    .gatekeeper
+                    .refuse_unknown_person(principal, &attempt)
+                    .await);
+            }
+            found => found?,
+        };
+        let person_id = Uuid::parse_str(&person.person_id).map_err(|_| {
+            AggregatorError::Internal("patient-index returned a malformed person id".to_owned())
+        })?;
+        let (decision, lookup) = tokio::join!(
+            self.gatekeeper.decide(principal, &attempt, person_id),
+            self.views.lookup(person_id)
+        );
+        let decision = decision?;
+        let record = match lookup? {
+            Lookup::Cached(record) => record,
+            Lookup::Missing { version } => self.views.build(person_id, version).await?,
+        };
         let sensitive_withheld = decision.withhold_sensitive_demographics
             && person.demographics.as_ref().is_some_and(|d| d.sensitive);
         let mut patient = person.demographics;
@@ -157,7 +178,7 @@ impl Records {
             entry_id: entry_id.to_string(),
             client_address,
         };
-        let decision = self.gatekeeper.decide(principal, &attempt).await?;
+        let decision = self.gatekeeper.decide(principal, &attempt, person).await?;
         if !access_filter(&decision).allows(&entry) {
             let class = if decision
                 .permitted_categories
@@ -190,7 +211,7 @@ impl Records {
             && is_contact_bearing(&entry)
             && self
                 .index
-                .person(&decision.person_id)
+                .person(&attempt.person)
                 .await?
                 .demographics
                 .is_some_and(|d| d.sensitive);
@@ -210,11 +231,6 @@ impl Records {
         };
         Ok((entry, decision, sensitive_withheld, audit_event_id))
     }
-}
-
-fn person_uuid(decision: &DecideResponse) -> Result<Uuid, AggregatorError> {
-    Uuid::parse_str(&decision.person_id)
-        .map_err(|_| AggregatorError::Internal("consent returned a malformed person id".to_owned()))
 }
 
 fn access_filter(decision: &DecideResponse) -> AccessFilter {

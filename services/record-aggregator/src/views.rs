@@ -59,17 +59,37 @@ pub struct Views {
     pub building: Arc<Mutex<HashMap<(Uuid, u64), Building>>>,
 }
 
+/// What the cache holds for a person at their current view version.
+#[derive(Debug)]
+pub enum Lookup {
+    Cached(Arc<PersonRecord>),
+    /// Not cached (or Redis unavailable): [`Views::build`] assembles it.
+    Missing {
+        version: u64,
+    },
+}
+
 impl Views {
-    /// The person's record at its current view version.
-    #[tracing::instrument(name = "records.load_view", skip(self), fields(view_version, cache))]
-    pub async fn record(&self, person: Uuid) -> Result<Arc<PersonRecord>, AggregatorError> {
+    /// The person's current view version and, when Redis holds it, the
+    /// record at that version. Cheap: reads may start it before consent
+    /// has answered, and build only once permitted.
+    #[tracing::instrument(name = "records.lookup_view", skip(self), fields(view_version, cache))]
+    pub async fn lookup(&self, person: Uuid) -> Result<Lookup, AggregatorError> {
         let version = store::view_version(&self.pool, person).await?;
         tracing::Span::current().record("view_version", version);
-        if let Some(record) = self.cached(person, version).await {
-            tracing::Span::current().record("cache", "hit");
-            return Ok(record);
-        }
-        tracing::Span::current().record("cache", "miss");
+        let cached = self.cached(person, version).await;
+        tracing::Span::current().record("cache", if cached.is_some() { "hit" } else { "miss" });
+        Ok(cached.map_or(Lookup::Missing { version }, Lookup::Cached))
+    }
+
+    /// Assembles the person's record at `version` from PostgreSQL and caches
+    /// it; concurrent builds of one view run once.
+    #[tracing::instrument(name = "records.build_view", skip(self))]
+    pub async fn build(
+        &self,
+        person: Uuid,
+        version: u64,
+    ) -> Result<Arc<PersonRecord>, AggregatorError> {
         let building = {
             let mut building = self
                 .building
@@ -77,8 +97,15 @@ impl Views {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             building.entry((person, version)).or_default().clone()
         };
+        // A concurrent request may have built and cached it since this
+        // one's lookup missed: look again before going to PostgreSQL.
         let result = building
-            .get_or_try_init(|| self.assemble(person, version))
+            .get_or_try_init(|| async {
+                match self.fetch(person, version).await {
+                    Ok(record) => Ok(record),
+                    Err(_) => self.assemble(person, version).await,
+                }
+            })
             .await
             .cloned();
         let mut map = self
@@ -114,58 +141,62 @@ impl Views {
         redis.key(&format!("view:{person}:{version}"))
     }
 
-    #[tracing::instrument(name = "redis.get view", skip_all, fields(db.system = "redis"))]
+    /// The cached record, counted in the cache metrics.
     async fn cached(&self, person: Uuid, version: u64) -> Option<Arc<PersonRecord>> {
-        let redis = self.redis.as_ref()?;
-        let key = Self::key(redis, person, version);
-        let mut connection = redis.connection();
-        let bytes: Result<Option<Vec<u8>>, _> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut connection)
-            .await;
-        let opened = match bytes {
-            Ok(Some(sealed)) => match self.cipher.open(&key, &sealed) {
-                Ok(bytes) => Ok(Some(bytes)),
-                Err(reason) => {
-                    tracing::debug!(
-                        reason = reason.label(),
-                        "a cached view that does not open is a miss"
-                    );
-                    metrics::counter!(UNOPENED_METRIC, "reason" => reason.label()).increment(1);
-                    Ok(None)
-                }
-            },
-            other => other,
-        };
-        match opened {
-            Ok(Some(bytes)) => match CachedView::decode(bytes.as_slice()) {
-                Ok(view) => {
-                    metrics::counter!(CACHE_METRIC, "result" => "hit").increment(1);
-                    Some(Arc::new(PersonRecord {
-                        view_version: version,
-                        entries: view
-                            .entries
-                            .into_iter()
-                            .filter_map(CachedEntry::into_entry)
-                            .collect(),
-                    }))
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "an unreadable cached view is ignored");
-                    metrics::counter!(CACHE_METRIC, "result" => "error").increment(1);
-                    None
-                }
-            },
-            Ok(None) => {
+        match self.fetch(person, version).await {
+            Ok(record) => {
+                metrics::counter!(CACHE_METRIC, "result" => "hit").increment(1);
+                Some(record)
+            }
+            Err(Miss::Absent) => {
                 metrics::counter!(CACHE_METRIC, "result" => "miss").increment(1);
                 None
             }
-            Err(error) => {
+            Err(Miss::Unopened(reason)) => {
+                tracing::debug!(
+                    reason = reason.label(),
+                    "a cached view that does not open is a miss"
+                );
+                metrics::counter!(UNOPENED_METRIC, "reason" => reason.label()).increment(1);
+                metrics::counter!(CACHE_METRIC, "result" => "miss").increment(1);
+                None
+            }
+            Err(Miss::Unreadable(error)) => {
+                tracing::warn!(%error, "an unreadable cached view is ignored");
+                metrics::counter!(CACHE_METRIC, "result" => "error").increment(1);
+                None
+            }
+            Err(Miss::Unavailable(error)) => {
                 tracing::debug!(%error, "redis unavailable; assembling from postgresql");
                 metrics::counter!(CACHE_METRIC, "result" => "error").increment(1);
                 None
             }
         }
+    }
+
+    #[tracing::instrument(name = "redis.get view", skip_all, fields(db.system = "redis"))]
+    async fn fetch(&self, person: Uuid, version: u64) -> Result<Arc<PersonRecord>, Miss> {
+        let redis = self.redis.as_ref().ok_or(Miss::Absent)?;
+        let key = Self::key(redis, person, version);
+        let mut connection = redis.connection();
+        let sealed: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .map_err(Miss::Unavailable)?;
+        let bytes = self
+            .cipher
+            .open(&key, &sealed.ok_or(Miss::Absent)?)
+            .map_err(Miss::Unopened)?;
+        let view = CachedView::decode(bytes.as_slice()).map_err(Miss::Unreadable)?;
+        Ok(Arc::new(PersonRecord {
+            view_version: version,
+            entries: view
+                .entries
+                .into_iter()
+                .filter_map(CachedEntry::into_entry)
+                .collect(),
+        }))
     }
 
     #[tracing::instrument(name = "redis.set view", skip_all, fields(db.system = "redis"))]
@@ -193,6 +224,15 @@ impl Views {
             tracing::debug!(%error, "caching a view failed; the next read assembles it again");
         }
     }
+}
+
+/// Why Redis did not give a view.
+#[derive(Debug)]
+enum Miss {
+    Absent,
+    Unopened(crate::view_cipher::OpenError),
+    Unreadable(prost::DecodeError),
+    Unavailable(redis::RedisError),
 }
 
 /// A person's record as cached in Redis (protobuf: compact and fast).
