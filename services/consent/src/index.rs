@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use mcr_auth::ServiceTokens;
-use mcr_proto::common::v1::PersonReference;
 use mcr_proto::common::v1::person_reference::Reference;
-use mcr_proto::patient_index::v1::GetPersonRequest;
+use mcr_proto::common::v1::{LocalIdentifier, PersonReference};
 use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
+use mcr_proto::patient_index::v1::{GetPersonRequest, ResolveLocalIdentifiersRequest};
 use mcr_runtime::tls::ClientTlsSettings;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -77,13 +77,8 @@ impl PersonDirectory {
         if let Some(Reference::PersonId(id)) = &reference.reference {
             validate::uuid(&format!("{field}.person_id"), id)?;
         }
-        let Some(tokens) = &self.tokens else {
-            return Err(ConsentError::Dependency(
-                "consent has no service credentials (auth.client_id) to reach patient-index"
-                    .to_owned(),
-            ));
-        };
-        let request = tokens
+        let request = self
+            .tokens()?
             .request(GetPersonRequest {
                 person: Some(reference.clone()),
                 include_history: false,
@@ -92,26 +87,12 @@ impl PersonDirectory {
             .map_err(|status| {
                 ConsentError::Dependency(format!("identity: {}", status.message()))
             })?;
-        let response = self.client.clone().get_person(request).await.map_err(|status| {
-            match status.code() {
-                tonic::Code::NotFound => {
-                    ConsentError::NotFound(format!("{field}: no person matches this reference"))
-                }
-                tonic::Code::InvalidArgument => ConsentError::invalid(
-                    field,
-                    status.message().trim_start_matches("person.").to_owned(),
-                ),
-                tonic::Code::FailedPrecondition => {
-                    ConsentError::FailedPrecondition(format!("{field}: {}", status.message()))
-                }
-                _ => {
-                    tracing::error!(code = ?status.code(), message = status.message(), "patient-index call failed");
-                    ConsentError::Dependency(
-                        "patient-index is unavailable; retry shortly".to_owned(),
-                    )
-                }
-            }
-        })?;
+        let response = self
+            .client
+            .clone()
+            .get_person(request)
+            .await
+            .map_err(|status| index_error(field, &status))?;
         let person = response
             .into_inner()
             .person
@@ -119,5 +100,80 @@ impl PersonDirectory {
         Uuid::parse_str(&person.person_id).map_err(|_| {
             ConsentError::Corrupt("patient-index returned a malformed person id".to_owned())
         })
+    }
+
+    /// The persons of many local identifiers in one call (patient-index's
+    /// ResolveLocalIdentifiers, at most 1,000), in order: `None` where an
+    /// identifier is not registered. An invalid identifier fails the call
+    /// with INVALID_ARGUMENT.
+    #[tracing::instrument(name = "patient_index.resolve_local_identifiers", skip_all, fields(identifiers = identifiers.len()))]
+    pub async fn resolve_local_identifiers(
+        &self,
+        identifiers: &[LocalIdentifier],
+    ) -> Result<Vec<Option<Uuid>>, ConsentError> {
+        let request = self
+            .tokens()?
+            .request(ResolveLocalIdentifiersRequest {
+                local_identifiers: identifiers.to_vec(),
+            })
+            .await
+            .map_err(|status| {
+                ConsentError::Dependency(format!("identity: {}", status.message()))
+            })?;
+        let results = self
+            .client
+            .clone()
+            .resolve_local_identifiers(request)
+            .await
+            .map_err(|status| index_error("person.local_identifier", &status))?
+            .into_inner()
+            .results;
+        if results.len() != identifiers.len() {
+            return Err(ConsentError::Corrupt(format!(
+                "patient-index resolved {} of {} identifiers",
+                results.len(),
+                identifiers.len()
+            )));
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                if result.person_id.is_empty() {
+                    return Ok(None);
+                }
+                Uuid::parse_str(&result.person_id).map(Some).map_err(|_| {
+                    ConsentError::Corrupt("patient-index returned a malformed person id".to_owned())
+                })
+            })
+            .collect()
+    }
+
+    fn tokens(&self) -> Result<&ServiceTokens, ConsentError> {
+        self.tokens.as_ref().ok_or_else(|| {
+            ConsentError::Dependency(
+                "consent has no service credentials (auth.client_id) to reach patient-index"
+                    .to_owned(),
+            )
+        })
+    }
+}
+
+/// A patient-index error as this service reports it about `field`.
+fn index_error(field: &str, status: &tonic::Status) -> ConsentError {
+    match status.code() {
+        tonic::Code::NotFound => {
+            ConsentError::NotFound(format!("{field}: no person matches this reference"))
+        }
+        tonic::Code::InvalidArgument => ConsentError::invalid(
+            field,
+            status.message().trim_start_matches("person.").to_owned(),
+        ),
+        tonic::Code::FailedPrecondition => {
+            ConsentError::FailedPrecondition(format!("{field}: {}", status.message()))
+        }
+        _ => {
+            tracing::error!(code = ?status.code(), message = status.message(), "patient-index call failed");
+            ConsentError::Dependency("patient-index is unavailable; retry shortly".to_owned())
+        }
     }
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use futures::StreamExt;
 use mcr_auth::{Principal, PrincipalKind};
 use mcr_proto::audit::v1::AuditAction;
-use mcr_proto::common::v1::Actor;
+use mcr_proto::common::v1::person_reference::Reference;
+use mcr_proto::common::v1::{Actor, LocalIdentifier};
 use mcr_proto::consent::v1::care_relationship_outcome::Outcome;
 use mcr_proto::consent::v1::*;
 use prost::Message;
@@ -161,7 +162,10 @@ impl ConsentApi {
     }
 
     /// The person each distinct reference of `valid` names (keyed by
-    /// [`reference_key`]), or why it is refused; looked up concurrently.
+    /// [`reference_key`]), or why it is refused: local identifiers (what
+    /// connectors send) in one patient-index call, any other reference —
+    /// or every one, when an identifier in the batch is invalid — looked up
+    /// on its own, concurrently.
     async fn persons_of(
         &self,
         items: &[RecordCareRelationshipRequest],
@@ -174,7 +178,43 @@ impl ConsentApi {
                 .entry(reference_key(item))
                 .or_insert_with(|| item.person.clone());
         }
-        let found: Vec<(Vec<u8>, Done<Uuid>)> = futures::stream::iter(distinct)
+        let (by_identifier, mut one_by_one): (Vec<_>, Vec<_>) =
+            distinct.into_iter().partition(|(_, reference)| {
+                matches!(
+                    reference
+                        .as_ref()
+                        .and_then(|person| person.reference.as_ref()),
+                    Some(Reference::LocalIdentifier(_))
+                )
+            });
+        let mut persons = HashMap::with_capacity(by_identifier.len() + one_by_one.len());
+        if !by_identifier.is_empty() {
+            let identifiers: Vec<LocalIdentifier> = by_identifier
+                .iter()
+                .filter_map(
+                    |(_, reference)| match reference.as_ref()?.reference.as_ref()? {
+                        Reference::LocalIdentifier(identifier) => Some(identifier.clone()),
+                        _ => None,
+                    },
+                )
+                .collect();
+            match self.directory.resolve_local_identifiers(&identifiers).await {
+                Ok(resolved) => {
+                    for ((key, _), person) in by_identifier.into_iter().zip(resolved) {
+                        let person = match person {
+                            Some(person_id) => Ok(person_id),
+                            None => Err(refusal(ConsentError::NotFound(
+                                "person: no person matches this reference".to_owned(),
+                            ))?),
+                        };
+                        persons.insert(key, person);
+                    }
+                }
+                Err(ConsentError::Invalid(_)) => one_by_one.extend(by_identifier),
+                Err(transient) => return Err(transient),
+            }
+        }
+        let found: Vec<(Vec<u8>, Done<Uuid>)> = futures::stream::iter(one_by_one)
             .map(|(key, reference)| async move {
                 let person = self
                     .directory
@@ -185,7 +225,6 @@ impl ConsentApi {
             .buffer_unordered(CONCURRENT_LOOKUPS)
             .collect()
             .await;
-        let mut persons = HashMap::with_capacity(found.len());
         for (key, person) in found {
             let person = match person {
                 Ok(person_id) => Ok(person_id),

@@ -2,7 +2,8 @@
 //! ingest batch, recorded in one transaction with per-item refusals.
 
 use futures::StreamExt;
-use mcr_proto::common::v1::Role;
+use mcr_proto::common::v1::person_reference::Reference;
+use mcr_proto::common::v1::{LocalIdentifier, PersonReference, Role};
 use mcr_proto::consent::v1::care_relationship_outcome::Outcome;
 use mcr_proto::consent::v1::*;
 use mcr_testkit_identity::with_token;
@@ -195,5 +196,90 @@ async fn a_batch_is_for_services_and_holds_one_to_a_thousand_items() {
         too_many.message().contains("1001"),
         "{}",
         too_many.message()
+    );
+}
+
+#[tokio::test]
+async fn local_identifiers_are_resolved_together_and_a_bad_one_is_refused_alone() {
+    let platform = support::start().await;
+    let officer = platform.user(Role::PrivacyOfficer, ORG).await;
+    let (first, first_identifier) = platform.registered(None).await;
+    let (second, second_identifier) = platform.registered(None).await;
+    let by_identifier =
+        |identifier: &LocalIdentifier, reference: &str| RecordCareRelationshipRequest {
+            person: Some(PersonReference {
+                reference: Some(Reference::LocalIdentifier(identifier.clone())),
+            }),
+            ..admission("", reference)
+        };
+    let unregistered = LocalIdentifier {
+        value: format!("NEVER-{}", uuid::Uuid::new_v4().simple()),
+        ..first_identifier.clone()
+    };
+    let outcomes = record(
+        &platform,
+        vec![
+            by_identifier(&first_identifier, "LI-1"),
+            by_identifier(&unregistered, "LI-2"),
+            by_identifier(&second_identifier, "LI-3"),
+            by_identifier(&first_identifier, "LI-4"),
+        ],
+        &platform.aggregator,
+    )
+    .await
+    .expect("the batch is taken");
+    assert!(
+        matches!(&outcomes[0], Outcome::Recorded(_)),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        matches!(&outcomes[1], Outcome::Refused(reason) if reason.contains("no person matches")),
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(
+        matches!(&outcomes[2], Outcome::Recorded(_)),
+        "{:?}",
+        outcomes[2]
+    );
+    assert_eq!(
+        stored_references(&platform, &first, &officer).await,
+        ["LI-1", "LI-4"]
+    );
+    assert_eq!(
+        stored_references(&platform, &second, &officer).await,
+        ["LI-3"]
+    );
+
+    // An identifier patient-index finds invalid fails the one-call lookup:
+    // the items are then looked up one by one, and only it is refused.
+    let invalid = LocalIdentifier {
+        value: "x".repeat(500),
+        ..first_identifier.clone()
+    };
+    let outcomes = record(
+        &platform,
+        vec![
+            by_identifier(&invalid, "LI-5"),
+            by_identifier(&second_identifier, "LI-6"),
+        ],
+        &platform.aggregator,
+    )
+    .await
+    .expect("the batch is taken");
+    assert!(
+        matches!(&outcomes[0], Outcome::Refused(reason) if reason.contains("at most 128 characters")),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        matches!(&outcomes[1], Outcome::Recorded(_)),
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(
+        stored_references(&platform, &second, &officer).await,
+        ["LI-3", "LI-6"]
     );
 }

@@ -156,22 +156,26 @@ impl Platform {
 
     /// Registers a new person (optionally with an NHS Number); returns the id.
     pub async fn person(&self, nhs_number: Option<&str>) -> String {
+        self.registered(nhs_number).await.0
+    }
+
+    /// Registers a new person; returns the id and the local identifier it
+    /// was registered under.
+    pub async fn registered(&self, nhs_number: Option<&str>) -> (String, LocalIdentifier) {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let identifier = LocalIdentifier {
+            organisation_code: ORG.to_owned(),
+            system: "PAS".to_owned(),
+            value: format!("H{n:06}{}", &uuid::Uuid::new_v4().simple().to_string()[..6]),
+        };
         let response = self
             .index
             .clone()
             .register_person(with_token(
                 RegisterPersonRequest {
-                    local_identifier: Some(LocalIdentifier {
-                        organisation_code: ORG.to_owned(),
-                        system: "PAS".to_owned(),
-                        value: format!(
-                            "H{n:06}{}",
-                            &uuid::Uuid::new_v4().simple().to_string()[..6]
-                        ),
-                    }),
+                    local_identifier: Some(identifier.clone()),
                     demographics: Some(Demographics {
                         name: Some(HumanName {
                             given: vec![format!("Given{n}")],
@@ -189,6 +193,6 @@ impl Platform {
             .await
             .expect("registering a person")
             .into_inner();
-        response.person_id
+        (response.person_id, identifier)
     }
 }
