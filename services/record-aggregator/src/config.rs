@@ -75,7 +75,7 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 2000,
             batch_linger_ms: 10,
             ack_wait_ms: 30_000,
             max_ack_pending: 20_000,

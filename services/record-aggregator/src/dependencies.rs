@@ -38,6 +38,9 @@ pub fn channel(
         .connect_lazy())
 }
 
+/// Most care relationships consent takes in one RecordCareRelationships call.
+pub const RELATIONSHIPS_PER_CALL: usize = 1000;
+
 /// Consent, as the aggregator uses it.
 #[derive(Debug, Clone)]
 pub struct Consent {
@@ -73,12 +76,24 @@ impl Consent {
     }
 
     /// Records the care relationships that committed updates carry (each
-    /// for the update's organisation) in one call. Returns, per item, why
+    /// for the update's organisation), in calls of at most
+    /// [`RELATIONSHIPS_PER_CALL`] (consent's limit). Returns, per item, why
     /// consent refused it (`None` when recorded): a refused relationship
     /// will never be taken, so retrying cannot help, and its entry is
     /// committed anyway. An error means nothing was recorded: retry it all.
     #[tracing::instrument(name = "consent.record_care_relationships", skip_all, fields(rpc.system = "grpc", rpc.service = "mcr.consent.v1.Consent", items = carried.len()))]
     pub async fn record_care_relationships(
+        &self,
+        carried: &[(&RecordUpdate, &CarriedCareRelationship)],
+    ) -> Result<Vec<Option<String>>, AggregatorError> {
+        let mut refusals = Vec::with_capacity(carried.len());
+        for chunk in carried.chunks(RELATIONSHIPS_PER_CALL) {
+            refusals.extend(self.record_chunk(chunk).await?);
+        }
+        Ok(refusals)
+    }
+
+    async fn record_chunk(
         &self,
         carried: &[(&RecordUpdate, &CarriedCareRelationship)],
     ) -> Result<Vec<Option<String>>, AggregatorError> {

@@ -7,7 +7,7 @@ use mcr_proto::consent::v1::{CareRelationshipType, GetConsentSummaryRequest};
 use mcr_proto::patient_index::v1::MergePersonsRequest;
 use mcr_proto::records::v1::{DeadLetterReason, RecordUpdate};
 use mcr_testkit_identity::with_token;
-use mcr_testkit_platform::{Platform, local_person, person_id};
+use mcr_testkit_platform::{Options, Platform, local_person, person_id};
 use prost::Message;
 
 use crate::support::*;
@@ -246,6 +246,58 @@ async fn a_care_relationship_carried_by_an_update_reaches_consent() {
     assert_eq!(relationship.organisation_code, HOSPITAL);
     assert_eq!(relationship.source_reference, "ADM-77");
     assert_eq!(relationship.source_system, "EPR");
+}
+
+/// Consent takes at most 1,000 relationships a call: a batch carrying more
+/// is forwarded in several calls, none refused.
+#[tokio::test]
+async fn a_batch_carrying_more_relationships_than_one_consent_call_takes_forwards_them_all() {
+    const CARRIED: usize = 1_050;
+    // One batch: it waits long enough for every update to arrive.
+    let platform = Platform::start_with(Options {
+        aggregator_overrides: vec![(
+            "MCR_RECORDS__INGEST__BATCH_LINGER_MS".to_owned(),
+            "5000".to_owned(),
+        )],
+        with_audit: false,
+    })
+    .await;
+    let updates: Vec<RecordUpdate> = (0..CARRIED)
+        .map(|n| {
+            medication(HOSPITAL, "H9", &format!("med-{n}"), 1, 2, "Paracetamol")
+                .demographics(demographics("9434765919", "Many", "1988-08-08"))
+                .carries(
+                    CareRelationshipType::Admission,
+                    &format!("ADM-{n}"),
+                    at(1),
+                    None,
+                )
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let report = platform.publisher().publish_all(updates).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures.first());
+    platform.wait_for_ingest(TIME).await;
+    let clinician = platform
+        .professional("dr.many", HOSPITAL, Role::ClinicalPractitioner)
+        .await;
+    let summary = platform
+        .consent_client()
+        .await
+        .get_consent_summary(with_token(
+            GetConsentSummaryRequest {
+                person: Some(local_person(HOSPITAL, "EPR", "H9")),
+                include_history: false,
+                include_fhir: false,
+            },
+            &clinician,
+        ))
+        .await
+        .expect("the hospital has care relationships")
+        .into_inner();
+    assert_eq!(summary.care_relationships.len(), CARRIED);
+    assert!(dead_letters(&platform).await.is_empty());
 }
 
 #[tokio::test]
