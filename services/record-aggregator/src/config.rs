@@ -61,6 +61,9 @@ pub struct IngestConfig {
     pub batch_size: usize,
     /// How long a batch waits to fill after its first update, in milliseconds.
     pub batch_linger_ms: u64,
+    /// Batches decoded, resolved and committed at once (one overlaps the
+    /// other's commit).
+    pub concurrent_batches: usize,
     /// How long JetStream waits for an ack before redelivering, in milliseconds.
     pub ack_wait_ms: u64,
     /// Updates delivered but not yet acked, at most.
@@ -77,6 +80,7 @@ impl Default for IngestConfig {
         Self {
             batch_size: 2000,
             batch_linger_ms: 10,
+            concurrent_batches: 2,
             ack_wait_ms: 30_000,
             max_ack_pending: 20_000,
             max_deliveries: 100,

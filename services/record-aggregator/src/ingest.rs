@@ -23,7 +23,7 @@ use mcr_runtime::nats::NatsBus;
 use prost::Message as _;
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -55,6 +55,15 @@ pub struct Ingest {
     pub people: People,
     pub consent: Consent,
     pub config: Arc<IngestConfig>,
+}
+
+/// A batch's place in the forwarding order: it forwards its care
+/// relationships after the previous batch did (`after` resolves; a dropped
+/// sender counts), then signals `forwarded`.
+#[derive(Debug)]
+pub struct ForwardTurn {
+    after: Option<oneshot::Receiver<()>>,
+    forwarded: oneshot::Sender<()>,
 }
 
 /// A decoded, valid update and the message it came in.
@@ -109,15 +118,33 @@ impl Ingest {
             .map_err(|error| error.to_string())?;
         attached.store(true, Ordering::Release);
         let linger = Duration::from_millis(self.config.batch_linger_ms);
-        // One batch's relationships forwarded at a time, in batch order, so
-        // a later update of a relationship never reaches consent before an
-        // earlier one; the forwarding overlaps the next batch's commit.
-        let forwarding = Arc::new(Semaphore::new(1));
+        // Up to `concurrent_batches` batches decode, resolve and commit at
+        // once (their transactions lock rows in one order, so they never
+        // deadlock). Their care relationships still reach consent one batch
+        // at a time, in the order the batches arrived, so a later update of
+        // a relationship never overtakes an earlier one.
+        let committing = Arc::new(Semaphore::new(self.config.concurrent_batches.max(1)));
+        let mut last_forward: Option<oneshot::Receiver<()>> = None;
         loop {
             let (batch, failure) =
                 mcr_runtime::nats::next_batch(&mut messages, batch_size, linger).await;
             if !batch.is_empty() {
-                self.process(batch, &forwarding).await;
+                let Ok(permit) = Arc::clone(&committing).acquire_owned().await else {
+                    return Err("the batch semaphore closed".to_owned());
+                };
+                let (forwarded, next) = oneshot::channel();
+                let turn = ForwardTurn {
+                    after: last_forward.replace(next),
+                    forwarded,
+                };
+                let ingest = self.clone();
+                tokio::spawn(
+                    async move {
+                        ingest.process(batch, turn).await;
+                        drop(permit);
+                    }
+                    .in_current_span(),
+                );
             }
             if let Some(reason) = failure {
                 return Err(reason);
@@ -128,7 +155,7 @@ impl Ingest {
     /// Processes one batch to the end: every message is acked (committed or
     /// dead-lettered) or nak'd for redelivery.
     #[tracing::instrument(name = "records.ingest_batch", skip_all, fields(messaging.system = "nats", messaging.batch.message_count = batch.len()))]
-    pub async fn process(&self, batch: Vec<Message>, forwarding: &Arc<Semaphore>) {
+    pub async fn process(&self, batch: Vec<Message>, turn: ForwardTurn) {
         let started = Instant::now();
         let mut accepted = Vec::with_capacity(batch.len());
         for message in batch {
@@ -173,15 +200,19 @@ impl Ingest {
                 metrics::histogram!(BATCH_SECONDS_METRIC).record(started.elapsed().as_secs_f64());
                 // Consent's latency must not hold up the next commit. The
                 // updates stay unacked until consent took their
-                // relationships, so a crash here loses nothing.
-                let Ok(permit) = Arc::clone(forwarding).acquire_owned().await else {
-                    return;
-                };
+                // relationships, so a crash here loses nothing. This batch
+                // holds its commit slot until the batch before it has been
+                // forwarded: that bounds what waits for consent.
+                if let Some(previous) = turn.after {
+                    // An error only means the previous batch had nothing
+                    // to forward (or failed and was nak'd).
+                    let _ = previous.await;
+                }
                 let ingest = self.clone();
                 tokio::spawn(
                     async move {
                         ingest.forward_and_ack(&accepted, &committed).await;
-                        drop(permit);
+                        let _ = turn.forwarded.send(());
                     }
                     .in_current_span(),
                 );

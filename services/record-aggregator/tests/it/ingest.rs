@@ -300,6 +300,72 @@ async fn a_batch_carrying_more_relationships_than_one_consent_call_takes_forward
     assert!(dead_letters(&platform).await.is_empty());
 }
 
+/// Batches commit two at a time, but their relationships reach consent in
+/// arrival order: the last update of a relationship is the one consent keeps.
+#[tokio::test]
+async fn relationship_updates_reach_consent_in_order_while_batches_commit_concurrently() {
+    const UPDATES: i64 = 30;
+    let platform = Platform::start_with(Options {
+        aggregator_overrides: vec![
+            ("MCR_RECORDS__INGEST__BATCH_SIZE".to_owned(), "1".to_owned()),
+            (
+                "MCR_RECORDS__INGEST__CONCURRENT_BATCHES".to_owned(),
+                "2".to_owned(),
+            ),
+        ],
+        with_audit: false,
+    })
+    .await;
+    // Each update moves the (future) end of the admission a day later.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let end = |n: i64| prost_types::Timestamp {
+        seconds: now + n * 86_400,
+        nanos: 0,
+    };
+    let updates: Vec<RecordUpdate> = (1..=UPDATES)
+        .map(|n| {
+            medication(HOSPITAL, "H8", "med-1", n as u64, 2, "Paracetamol")
+                .demographics(demographics("9434765919", "Order", "1988-08-08"))
+                .carries(
+                    CareRelationshipType::Admission,
+                    "ADM-1",
+                    at(1),
+                    Some(end(n)),
+                )
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let report = platform.publisher().publish_all(updates).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures.first());
+    platform.wait_for_ingest(TIME).await;
+    let clinician = platform
+        .professional("dr.order", HOSPITAL, Role::ClinicalPractitioner)
+        .await;
+    let summary = platform
+        .consent_client()
+        .await
+        .get_consent_summary(with_token(
+            GetConsentSummaryRequest {
+                person: Some(local_person(HOSPITAL, "EPR", "H8")),
+                include_history: false,
+                include_fhir: false,
+            },
+            &clinician,
+        ))
+        .await
+        .expect("the hospital has an active care relationship")
+        .into_inner();
+    assert_eq!(summary.care_relationships.len(), 1);
+    assert_eq!(
+        summary.care_relationships[0]
+            .end_time
+            .map(|end| end.seconds),
+        Some(end(UPDATES).seconds),
+        "the last update's end time"
+    );
+}
+
 #[tokio::test]
 async fn a_merge_brings_the_merged_persons_entries_into_the_survivors_view() {
     let platform = Platform::start().await;
