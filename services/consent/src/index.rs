@@ -78,15 +78,11 @@ impl PersonDirectory {
             validate::uuid(&format!("{field}.person_id"), id)?;
         }
         let request = self
-            .tokens()?
-            .request(GetPersonRequest {
+            .authorised(GetPersonRequest {
                 person: Some(reference.clone()),
                 include_history: false,
             })
-            .await
-            .map_err(|status| {
-                ConsentError::Dependency(format!("identity: {}", status.message()))
-            })?;
+            .await?;
         let response = self
             .client
             .clone()
@@ -112,14 +108,10 @@ impl PersonDirectory {
         identifiers: &[LocalIdentifier],
     ) -> Result<Vec<Option<Uuid>>, ConsentError> {
         let request = self
-            .tokens()?
-            .request(ResolveLocalIdentifiersRequest {
+            .authorised(ResolveLocalIdentifiersRequest {
                 local_identifiers: identifiers.to_vec(),
             })
-            .await
-            .map_err(|status| {
-                ConsentError::Dependency(format!("identity: {}", status.message()))
-            })?;
+            .await?;
         let results = self
             .client
             .clone()
@@ -148,13 +140,18 @@ impl PersonDirectory {
             .collect()
     }
 
-    fn tokens(&self) -> Result<&ServiceTokens, ConsentError> {
-        self.tokens.as_ref().ok_or_else(|| {
+    /// `message` as a request carrying this service's token.
+    async fn authorised<T>(&self, message: T) -> Result<tonic::Request<T>, ConsentError> {
+        let tokens = self.tokens.as_ref().ok_or_else(|| {
             ConsentError::Dependency(
                 "consent has no service credentials (auth.client_id) to reach patient-index"
                     .to_owned(),
             )
-        })
+        })?;
+        tokens
+            .request(message)
+            .await
+            .map_err(|status| ConsentError::Dependency(format!("identity: {}", status.message())))
     }
 }
 

@@ -66,6 +66,15 @@ pub struct ForwardTurn {
     forwarded: oneshot::Sender<()>,
 }
 
+/// What a batch's commit did with each update (indexes into the batch).
+struct BatchOutcome {
+    committed: Vec<usize>,
+    /// Patient-index refused the person: dead-lettered, with the reason.
+    rejected: Vec<(usize, String)>,
+    /// The person is not registered yet: redelivered to wait for it.
+    waiting: Vec<usize>,
+}
+
 /// A decoded, valid update and the message it came in.
 struct Accepted {
     message: Message,
@@ -186,7 +195,14 @@ impl Ingest {
             return;
         }
         match self.commit(&accepted).await {
-            Ok((committed, rejected)) => {
+            Ok(BatchOutcome {
+                committed,
+                rejected,
+                waiting,
+            }) => {
+                for index in waiting {
+                    nak(&accepted[index].message).await;
+                }
                 for (index, reason) in rejected {
                     let item = &accepted[index];
                     let rejection = Rejection {
@@ -226,12 +242,8 @@ impl Ingest {
         }
     }
 
-    /// Resolves persons and commits the batch; returns the indexes
-    /// committed and those whose person patient-index rejected.
-    async fn commit(
-        &self,
-        accepted: &[Accepted],
-    ) -> Result<(Vec<usize>, Vec<(usize, String)>), AggregatorError> {
+    /// Resolves persons and commits the batch.
+    async fn commit(&self, accepted: &[Accepted]) -> Result<BatchOutcome, AggregatorError> {
         let mut wanted: HashMap<PatientKey, Option<Demographics>> = HashMap::new();
         for item in accepted {
             let demographics = wanted.entry(patient_key(&item.update)).or_default();
@@ -242,6 +254,7 @@ impl Ingest {
         let resolved = self.people.resolve(&wanted).await?;
         let mut committed = Vec::new();
         let mut rejected = Vec::new();
+        let mut waiting = Vec::new();
         // One write per entry: the highest version in the batch wins, as it
         // would have had the updates arrived in separate batches.
         let mut writes: HashMap<uuid::Uuid, EntryWrite> = HashMap::new();
@@ -261,6 +274,7 @@ impl Ingest {
                     }
                 }
                 Some(Resolution::Rejected(reason)) => rejected.push((index, reason.clone())),
+                Some(Resolution::Pending) => waiting.push(index),
                 None => {
                     return Err(AggregatorError::Internal(
                         "an identifier was left unresolved".to_owned(),
@@ -292,7 +306,11 @@ impl Ingest {
                     .record((now - source_time).as_seconds_f64().max(0.0));
             }
         }
-        Ok((committed, rejected))
+        Ok(BatchOutcome {
+            committed,
+            rejected,
+            waiting,
+        })
     }
 
     /// Forwards the care relationships the committed updates carry (one

@@ -31,6 +31,11 @@ pub enum Resolution {
     /// Patient-index refused to register it (the message says why); the
     /// updates about it are dead-lettered.
     Rejected(String),
+    /// Not registered, and this batch carries no demographics to register
+    /// it with: its updates arrived before the one that registers the
+    /// person (delivery order is not publish order, and another batch may
+    /// be registering it right now). They are redelivered to wait for it.
+    Pending,
 }
 
 /// The outcome for a batch: each identifier's resolution, and the links
@@ -89,12 +94,16 @@ impl People {
         }
         let registering: Vec<_> = unregistered
             .into_iter()
-            .map(|key| {
-                let demographics = wanted.get(&key).cloned().flatten();
-                async move {
-                    let resolution = self.register(&key, demographics).await?;
-                    Ok::<_, AggregatorError>((key, resolution))
+            .filter_map(|key| match wanted.get(&key).cloned().flatten() {
+                Some(demographics) => Some((key, demographics)),
+                None => {
+                    resolved.resolutions.insert(key, Resolution::Pending);
+                    None
                 }
+            })
+            .map(|(key, demographics)| async move {
+                let resolution = self.register(&key, Some(demographics)).await?;
+                Ok::<_, AggregatorError>((key, resolution))
             })
             .collect();
         let registrations: Vec<(PatientKey, Resolution)> = futures::stream::iter(registering)

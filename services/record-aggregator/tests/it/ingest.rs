@@ -3,7 +3,7 @@
 
 use mcr_connector::validate::subject_for;
 use mcr_proto::common::v1::{Category, Role};
-use mcr_proto::consent::v1::{CareRelationshipType, GetConsentSummaryRequest};
+use mcr_proto::consent::v1::{CareRelationship, CareRelationshipType, GetConsentSummaryRequest};
 use mcr_proto::patient_index::v1::MergePersonsRequest;
 use mcr_proto::records::v1::{DeadLetterReason, RecordUpdate};
 use mcr_testkit_identity::with_token;
@@ -215,6 +215,41 @@ async fn each_invalid_update_is_dead_lettered_once_with_its_reason_and_original_
     }
 }
 
+/// The care relationships consent holds between the hospital and its
+/// patient `local_id`, as a hospital clinician reads them (which itself
+/// needs an active relationship).
+async fn hospital_relationships(platform: &Platform, local_id: &str) -> Vec<CareRelationship> {
+    let clinician = platform
+        .professional(
+            &format!("dr.{local_id}"),
+            HOSPITAL,
+            Role::ClinicalPractitioner,
+        )
+        .await;
+    platform
+        .consent_client()
+        .await
+        .get_consent_summary(with_token(
+            GetConsentSummaryRequest {
+                person: Some(local_person(HOSPITAL, "EPR", local_id)),
+                include_history: false,
+                include_fhir: false,
+            },
+            &clinician,
+        ))
+        .await
+        .expect("the hospital has an active care relationship")
+        .into_inner()
+        .care_relationships
+}
+
+/// Publishes `updates` pipelined and waits until the aggregator acked them.
+async fn publish_all(platform: &Platform, updates: Vec<RecordUpdate>) {
+    let report = platform.publisher().publish_all(updates).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures.first());
+    platform.wait_for_ingest(TIME).await;
+}
+
 #[tokio::test]
 async fn a_care_relationship_carried_by_an_update_reaches_consent() {
     let platform = Platform::start().await;
@@ -224,25 +259,9 @@ async fn a_care_relationship_carried_by_an_update_reaches_consent() {
         .build()
         .unwrap();
     ingest(&platform, vec![admission]).await;
-    let clinician = platform
-        .professional("dr.admit", HOSPITAL, Role::ClinicalPractitioner)
-        .await;
     // Reading a consent summary needs a care relationship: the carried one.
-    let summary = platform
-        .consent_client()
-        .await
-        .get_consent_summary(with_token(
-            GetConsentSummaryRequest {
-                person: Some(local_person(HOSPITAL, "EPR", "H5")),
-                include_history: false,
-                include_fhir: false,
-            },
-            &clinician,
-        ))
-        .await
-        .expect("the hospital has a care relationship")
-        .into_inner();
-    let relationship = &summary.care_relationships[0];
+    let relationships = hospital_relationships(&platform, "H5").await;
+    let relationship = &relationships[0];
     assert_eq!(relationship.organisation_code, HOSPITAL);
     assert_eq!(relationship.source_reference, "ADM-77");
     assert_eq!(relationship.source_system, "EPR");
@@ -276,27 +295,8 @@ async fn a_batch_carrying_more_relationships_than_one_consent_call_takes_forward
                 .unwrap()
         })
         .collect();
-    let report = platform.publisher().publish_all(updates).await;
-    assert!(report.failures.is_empty(), "{:?}", report.failures.first());
-    platform.wait_for_ingest(TIME).await;
-    let clinician = platform
-        .professional("dr.many", HOSPITAL, Role::ClinicalPractitioner)
-        .await;
-    let summary = platform
-        .consent_client()
-        .await
-        .get_consent_summary(with_token(
-            GetConsentSummaryRequest {
-                person: Some(local_person(HOSPITAL, "EPR", "H9")),
-                include_history: false,
-                include_fhir: false,
-            },
-            &clinician,
-        ))
-        .await
-        .expect("the hospital has care relationships")
-        .into_inner();
-    assert_eq!(summary.care_relationships.len(), CARRIED);
+    publish_all(&platform, updates).await;
+    assert_eq!(hospital_relationships(&platform, "H9").await.len(), CARRIED);
     assert!(dead_letters(&platform).await.is_empty());
 }
 
@@ -336,34 +336,44 @@ async fn relationship_updates_reach_consent_in_order_while_batches_commit_concur
                 .unwrap()
         })
         .collect();
-    let report = platform.publisher().publish_all(updates).await;
-    assert!(report.failures.is_empty(), "{:?}", report.failures.first());
-    platform.wait_for_ingest(TIME).await;
-    let clinician = platform
-        .professional("dr.order", HOSPITAL, Role::ClinicalPractitioner)
-        .await;
-    let summary = platform
-        .consent_client()
-        .await
-        .get_consent_summary(with_token(
-            GetConsentSummaryRequest {
-                person: Some(local_person(HOSPITAL, "EPR", "H8")),
-                include_history: false,
-                include_fhir: false,
-            },
-            &clinician,
-        ))
-        .await
-        .expect("the hospital has an active care relationship")
-        .into_inner();
-    assert_eq!(summary.care_relationships.len(), 1);
+    publish_all(&platform, updates).await;
+    let relationships = hospital_relationships(&platform, "H8").await;
+    assert_eq!(relationships.len(), 1);
     assert_eq!(
-        summary.care_relationships[0]
-            .end_time
-            .map(|end| end.seconds),
+        relationships[0].end_time.map(|end| end.seconds),
         Some(end(UPDATES).seconds),
         "the last update's end time"
     );
+}
+
+/// An update about an identifier nobody registered yet, carrying no
+/// demographics, waits (redelivered) for the update that registers the
+/// person, instead of being dead-lettered.
+#[tokio::test]
+async fn an_update_that_overtakes_its_persons_registration_waits_for_it() {
+    let platform = Platform::start().await;
+    let early = observation(HOSPITAL, "H7", "obs-early", 5, "Sodium 139 mmol/L")
+        .build()
+        .unwrap();
+    let publisher = platform.publisher();
+    publisher.publish(&early).await.expect("JetStream takes it");
+    // Let the aggregator see it first and send it back to wait.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let registering = medication(HOSPITAL, "H7", "med-1", 1, 4, "Ramipril 5mg")
+        .demographics(demographics("9434765919", "Early", "1961-06-06"))
+        .build()
+        .unwrap();
+    ingest(&platform, vec![registering]).await;
+    assert!(dead_letters(&platform).await.is_empty());
+    let clinician = platform
+        .professional("dr.early", HOSPITAL, Role::ClinicalPractitioner)
+        .await;
+    let person = local_person(HOSPITAL, "EPR", "H7");
+    platform.allow(&person, HOSPITAL, &clinician).await;
+    let view = read(&platform, &clinician, &person).await.unwrap();
+    let mut shown = summaries(&view);
+    shown.sort_unstable();
+    assert_eq!(shown, ["Ramipril 5mg", "Sodium 139 mmol/L"]);
 }
 
 #[tokio::test]
