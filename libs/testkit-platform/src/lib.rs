@@ -38,19 +38,38 @@ pub const AGGREGATOR_SCOPES: &[&str] = &[
 /// The organisation platform services act for.
 pub const PLATFORM_ORGANISATION: &str = "MCR001";
 
-/// The running platform.
+/// Identity, patient-index and consent wired to each other in one
+/// environment, the record aggregator's service account and a NATS
+/// connection: what every platform test starts from, whether the
+/// aggregator then runs in this process ([`Platform`]) or as a process of
+/// its own (the fault tests).
 #[allow(missing_debug_implementations)]
-pub struct Platform {
+pub struct Core {
+    pub environment: TestEnvironment,
     pub identity: Identity,
     pub patient_index: RunningService,
     pub consent: RunningService,
-    pub aggregator: RunningService,
-    /// Present when started with [`Options::with_audit`].
-    pub audit: Option<RunningService>,
     /// The aggregator's service account (also usable by tests as a connector
     /// or to record care relationships).
     pub aggregator_account: ServiceAccountCredentials,
     nats: async_nats::Client,
+}
+
+/// The running platform: a [`Core`] and the aggregator (and audit).
+#[allow(missing_debug_implementations)]
+pub struct Platform {
+    core: Core,
+    pub aggregator: RunningService,
+    /// Present when started with [`Options::with_audit`].
+    pub audit: Option<RunningService>,
+}
+
+impl std::ops::Deref for Platform {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// How to start the platform.
@@ -62,14 +81,16 @@ pub struct Options {
     pub with_audit: bool,
 }
 
-fn owned(overrides: Vec<(&'static str, String)>) -> Vec<(String, String)> {
+/// Settings overrides as owned pairs.
+pub fn owned(overrides: Vec<(&'static str, String)>) -> Vec<(String, String)> {
     overrides
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
         .collect()
 }
 
-fn pairs(overrides: &[(String, String)]) -> Vec<(&str, &str)> {
+/// Owned settings as the borrowed pairs the service starters take.
+pub fn pairs(overrides: &[(String, String)]) -> Vec<(&str, &str)> {
     overrides
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
@@ -84,7 +105,41 @@ impl Platform {
 
     /// The platform as `options` say.
     pub async fn start_with(options: Options) -> Self {
-        let environment = TestEnvironment::new().await;
+        let core = Core::start_in(TestEnvironment::new().await, "nats://127.0.0.1:4222").await;
+        let aggregator =
+            mcr_testkit::spawn_service::<mcr_record_aggregator::RecordAggregatorService>(
+                &core.environment,
+                &pairs(&core.aggregator_settings(&options.aggregator_overrides)),
+            )
+            .await;
+        let audit = if options.with_audit {
+            Some(
+                mcr_testkit::spawn_service::<mcr_audit::AuditService>(
+                    &core.environment,
+                    &pairs(&core.audit_settings()),
+                )
+                .await,
+            )
+        } else {
+            None
+        };
+        Self {
+            core,
+            aggregator,
+            audit,
+        }
+    }
+
+    /// A client of the record aggregator.
+    pub async fn records(&self) -> RecordAggregatorClient<Channel> {
+        RecordAggregatorClient::new(self.aggregator.channel().await)
+    }
+}
+
+impl Core {
+    /// Starts identity, patient-index and consent in `environment`, and
+    /// connects to NATS at `nats_url`.
+    pub async fn start_in(environment: TestEnvironment, nats_url: &str) -> Self {
         let identity = mcr_testkit_identity::start_in(environment.clone(), &[]).await;
         let identity_url = identity.identity_url();
         let patient_index = mcr_testkit::spawn_service::<mcr_patient_index::PatientIndexService>(
@@ -92,17 +147,15 @@ impl Platform {
             &[("MCR_AUTH__IDENTITY_URL", identity_url.as_str())],
         )
         .await;
-        let index_url = patient_index.grpc_endpoint();
-
         let consent_account = identity
             .service_account("consent", PLATFORM_ORGANISATION, &[scopes::INDEX_READ])
             .await;
         let mut consent_overrides = owned(consent_account.overrides());
         consent_overrides.extend([
-            ("MCR_AUTH__IDENTITY_URL".to_owned(), identity_url.clone()),
+            ("MCR_AUTH__IDENTITY_URL".to_owned(), identity_url),
             (
                 "MCR_CONSENT__PATIENT_INDEX_URL".to_owned(),
-                index_url.clone(),
+                patient_index.grpc_endpoint(),
             ),
         ]);
         let consent = mcr_testkit::spawn_service::<mcr_consent::ConsentService>(
@@ -110,7 +163,6 @@ impl Platform {
             &pairs(&consent_overrides),
         )
         .await;
-
         let aggregator_account = identity
             .service_account(
                 "record-aggregator",
@@ -118,13 +170,36 @@ impl Platform {
                 AGGREGATOR_SCOPES,
             )
             .await;
-        let mut aggregator_overrides = owned(aggregator_account.overrides());
-        aggregator_overrides.extend([
-            ("MCR_AUTH__IDENTITY_URL".to_owned(), identity_url.clone()),
-            ("MCR_RECORDS__PATIENT_INDEX_URL".to_owned(), index_url),
+        let nats = match async_nats::connect(nats_url).await {
+            Ok(client) => client,
+            Err(error) => panic!("NATS at {nats_url} is unreachable: {error}"),
+        };
+        Self {
+            environment,
+            identity,
+            patient_index,
+            consent,
+            aggregator_account,
+            nats,
+        }
+    }
+
+    /// The aggregator's settings wired to this core, then `extra` (later
+    /// wins).
+    pub fn aggregator_settings(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
+        let mut settings = owned(self.aggregator_account.overrides());
+        settings.extend([
+            (
+                "MCR_AUTH__IDENTITY_URL".to_owned(),
+                self.identity.identity_url(),
+            ),
+            (
+                "MCR_RECORDS__PATIENT_INDEX_URL".to_owned(),
+                self.patient_index.grpc_endpoint(),
+            ),
             (
                 "MCR_RECORDS__CONSENT_URL".to_owned(),
-                consent.grpc_endpoint(),
+                self.consent.grpc_endpoint(),
             ),
             // Tests want to see each update at once, not after a batch fills.
             (
@@ -132,42 +207,21 @@ impl Platform {
                 "2".to_owned(),
             ),
         ]);
-        aggregator_overrides.extend(options.aggregator_overrides.iter().cloned());
-        let aggregator =
-            mcr_testkit::spawn_service::<mcr_record_aggregator::RecordAggregatorService>(
-                &environment,
-                &pairs(&aggregator_overrides),
-            )
-            .await;
+        settings.extend(extra.iter().cloned());
+        settings
+    }
 
-        let audit = if options.with_audit {
-            Some(
-                mcr_testkit::spawn_service::<mcr_audit::AuditService>(
-                    &environment,
-                    &[("MCR_AUTH__IDENTITY_URL", identity_url.as_str())],
-                )
-                .await,
-            )
-        } else {
-            None
-        };
-        let nats = async_nats::connect("nats://127.0.0.1:4222")
-            .await
-            .expect("NATS is reachable");
-        Self {
-            identity,
-            patient_index,
-            consent,
-            aggregator,
-            audit,
-            aggregator_account,
-            nats,
-        }
+    /// Audit's settings wired to this core.
+    pub fn audit_settings(&self) -> Vec<(String, String)> {
+        vec![(
+            "MCR_AUTH__IDENTITY_URL".to_owned(),
+            self.identity.identity_url(),
+        )]
     }
 
     /// This test's environment (namespace, databases).
     pub fn environment(&self) -> &TestEnvironment {
-        &self.identity.environment
+        &self.environment
     }
 
     /// A JetStream context on the shared NATS server.
@@ -183,11 +237,6 @@ impl Platform {
     /// A connector publishing into this test's namespace.
     pub fn publisher(&self) -> Publisher {
         Publisher::new(self.jetstream()).with_namespace(&self.environment().id)
-    }
-
-    /// A client of the record aggregator.
-    pub async fn records(&self) -> RecordAggregatorClient<Channel> {
-        RecordAggregatorClient::new(self.aggregator.channel().await)
     }
 
     /// A client of consent.
@@ -272,28 +321,31 @@ impl Platform {
             .expect("recording permission to view");
     }
 
+    /// The aggregator's ingest consumer's (pending, unacked) counts; `None`
+    /// while the stream or consumer cannot be read.
+    pub async fn ingest_settled(&self) -> Option<(u64, usize)> {
+        let stream_name = format!("{}_MCR_RECORDS", self.environment.id);
+        let stream = self.jetstream().get_stream(&stream_name).await.ok()?;
+        let mut consumer: jetstream::consumer::PullConsumer = stream
+            .get_consumer(mcr_record_aggregator::ingest::CONSUMER)
+            .await
+            .ok()?;
+        let info = consumer.info().await.ok()?;
+        Some((info.num_pending, info.num_ack_pending))
+    }
+
     /// Waits until the aggregator has acked everything published so far
     /// (the ingest consumer has nothing pending), or panics after `limit`.
     pub async fn wait_for_ingest(&self, limit: Duration) {
-        let stream_name = format!("{}_MCR_RECORDS", self.environment().id);
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let settled = async {
-                let stream = self.jetstream().get_stream(&stream_name).await.ok()?;
-                let mut consumer: jetstream::consumer::PullConsumer = stream
-                    .get_consumer(mcr_record_aggregator::ingest::CONSUMER)
-                    .await
-                    .ok()?;
-                let info = consumer.info().await.ok()?;
-                Some(info.num_pending == 0 && info.num_ack_pending == 0)
-            }
-            .await;
-            if settled == Some(true) {
+            let settled = self.ingest_settled().await;
+            if settled == Some((0, 0)) {
                 return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the aggregator did not ack every update within {limit:?}"
+                "the aggregator did not ack every update within {limit:?} (pending, unacked: {settled:?})"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
