@@ -7,7 +7,7 @@ use mcr_auth::Principal;
 use mcr_proto::audit::v1::{AuditAction, AuditEvent, AuditOutcome, OutcomeReason};
 use mcr_proto::common::v1::person_reference::Reference;
 use mcr_proto::common::v1::{Category, PersonReference, Purpose};
-use mcr_proto::consent::v1::{DecideResponse, Decision, DecisionReason, ReasonCode};
+use mcr_proto::consent::v1::{DecideResponse, Decision, ReasonCode};
 use mcr_proto::timestamps::timestamp;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -51,17 +51,7 @@ impl Gatekeeper {
         attempt: &ReadAttempt,
         person: Uuid,
     ) -> Result<DecideResponse, AggregatorError> {
-        let decision = self
-            .consent
-            .decide(
-                principal.actor(),
-                PersonReference {
-                    reference: Some(Reference::PersonId(person.to_string())),
-                },
-                attempt.purpose,
-                &attempt.categories,
-            )
-            .await?;
+        let decision = self.ask_consent(principal, attempt, person).await?;
         if decision.decision() == Decision::Permit {
             return Ok(decision);
         }
@@ -79,14 +69,24 @@ impl Gatekeeper {
     }
 
     /// The answer to a reference that names nobody, audited as
-    /// PERSON_NOT_FOUND: exactly the denial a person the caller has no
-    /// basis for gets ([`unknown_person_denial`]), so probing cannot tell
-    /// who is registered.
+    /// PERSON_NOT_FOUND: consent's own DENY for a person it holds nothing
+    /// about (the nil id, which no person ever has), so the texts, reason
+    /// codes and decision id have exactly the shape a registered person
+    /// without a basis gets, and probing cannot tell who is registered.
     pub async fn refuse_unknown_person(
         &self,
         principal: &Principal,
         attempt: &ReadAttempt,
     ) -> AggregatorError {
+        let decision = match self.ask_consent(principal, attempt, Uuid::nil()).await {
+            Ok(decision) if decision.decision() != Decision::Permit => decision,
+            Ok(_) => {
+                return AggregatorError::Internal(
+                    "consent permitted access to a person nobody is".to_owned(),
+                );
+            }
+            Err(error) => return error,
+        };
         let reasons = vec![OutcomeReason {
             code: "PERSON_NOT_FOUND".to_owned(),
             text: "no person matches the reference".to_owned(),
@@ -104,7 +104,7 @@ impl Gatekeeper {
         {
             return error;
         }
-        unknown_person_denial(principal, attempt.purpose)
+        denial(&decision)
     }
 
     /// Records a permitted read; the caller returns data only when this succeeds.
@@ -145,6 +145,24 @@ impl Gatekeeper {
             &Disclosure::default(),
         )
         .await
+    }
+
+    async fn ask_consent(
+        &self,
+        principal: &Principal,
+        attempt: &ReadAttempt,
+        person: Uuid,
+    ) -> Result<DecideResponse, AggregatorError> {
+        self.consent
+            .decide(
+                principal.actor(),
+                PersonReference {
+                    reference: Some(Reference::PersonId(person.to_string())),
+                },
+                attempt.purpose,
+                &attempt.categories,
+            )
+            .await
     }
 
     #[tracing::instrument(name = "audit.publish", skip_all, fields(messaging.system = "nats", audit.action = attempt.action.as_str_name()))]
@@ -228,39 +246,6 @@ fn outcome_reasons(decision: &DecideResponse) -> Vec<OutcomeReason> {
             text: reason.text.chars().take(500).collect(),
         })
         .collect()
-}
-
-/// The answer for a reference that names nobody: exactly the DENY consent
-/// gives an existing person the caller's organisation has no basis for
-/// (same code, text and trailing metadata, a fresh decision id), so probing
-/// NHS Numbers or local identifiers cannot tell who is registered. The
-/// audit trail still says PERSON_NOT_FOUND. The texts mirror consent's
-/// `decide` (direct care: no care relationship; emergency: no break-glass
-/// grant); the enumeration test compares the two answers end to end.
-fn unknown_person_denial(principal: &Principal, purpose: Purpose) -> AggregatorError {
-    let (code, text) = match purpose {
-        Purpose::Emergency => (
-            ReasonCode::PurposeNotPermitted,
-            "emergency access needs a break-glass grant for this person".to_owned(),
-        ),
-        Purpose::DirectCare | Purpose::Unspecified => (
-            ReasonCode::NoCareRelationship,
-            format!(
-                "no care relationship between {} and this person",
-                principal.organisation_code
-            ),
-        ),
-    };
-    denial(&DecideResponse {
-        decision_id: uuid::Uuid::now_v7().to_string(),
-        decision: Decision::Deny as i32,
-        reasons: vec![DecisionReason {
-            code: code as i32,
-            text,
-            category: Category::Unspecified as i32,
-        }],
-        ..Default::default()
-    })
 }
 
 /// The PERMISSION_DENIED of a DENY: its human reasons, and its id and
