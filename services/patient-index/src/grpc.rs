@@ -1,6 +1,8 @@
 //! The gRPC adapter: convert and validate, check the caller's scope, call the
 //! registry or curation, map errors.
 
+use std::collections::HashMap;
+
 use mcr_auth::{Principal, PrincipalKind, principal, scopes};
 use mcr_proto::common::v1::{PageResponse, person_reference::Reference};
 use mcr_proto::patient_index::v1::patient_index_server::PatientIndex;
@@ -9,13 +11,14 @@ use mcr_runtime::paging::{next_page_token, parse_page};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::bulk::MAX_REGISTRATIONS;
 use crate::convert::{self, Reader, timestamp};
 use crate::curation::Curation;
 use crate::domain::{
     self, DomainError, LocalIdentifier, NhsNumber, PersonDemographics, SearchQuery,
 };
 use crate::error::IndexError;
-use crate::registry::{Registry, decode_candidates, today};
+use crate::registry::{Registered, Registry, decode_candidates, today};
 use crate::store::{self, curation};
 
 /// Most items of one search page (the contract's limit).
@@ -43,6 +46,22 @@ fn reader(caller: &Principal) -> Reader {
         PrincipalKind::User => Reader::Professional,
         PrincipalKind::Service => Reader::Service,
     }
+}
+
+/// A registration's identifier and demographics, checked.
+fn checked_registration(
+    request: &RegisterPersonRequest,
+) -> Result<(LocalIdentifier, PersonDemographics), DomainError> {
+    let identifier =
+        LocalIdentifier::from_proto("local_identifier", request.local_identifier.as_ref())?;
+    let demographics = request
+        .demographics
+        .as_ref()
+        .ok_or_else(|| DomainError::invalid("demographics", "is required"))?;
+    Ok((
+        identifier,
+        PersonDemographics::from_proto(demographics, today())?,
+    ))
 }
 
 fn uuid(field: &'static str, value: &str) -> Result<Uuid, IndexError> {
@@ -81,6 +100,39 @@ impl PatientIndexApi {
             Vec::new()
         };
         convert::person(&row, &identifiers, &history, reader)
+    }
+
+    /// The responses to registrations, each candidate's person filled in
+    /// (one lookup for all of them).
+    async fn registration_responses(
+        &self,
+        registered: Vec<Registered>,
+        caller: &Principal,
+    ) -> Result<Vec<RegisterPersonResponse>, IndexError> {
+        let candidates: Vec<(Uuid, MatchCandidate)> = registered
+            .iter()
+            .flat_map(|registration| &registration.candidates)
+            .map(|(person, outcome)| (*person, outcome.to_proto_candidate()))
+            .collect();
+        let mut filled = self
+            .candidates_with_persons(candidates, Vec::new(), reader(caller))
+            .await?
+            .into_iter();
+        Ok(registered
+            .into_iter()
+            .map(|registration| RegisterPersonResponse {
+                person_id: registration.person_id.to_string(),
+                outcome: registration.outcome as i32,
+                candidates: filled
+                    .by_ref()
+                    .take(registration.candidates.len())
+                    .collect(),
+                review_item_id: registration
+                    .review_item_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// Fills each candidate's person in: at most two queries whatever the
@@ -186,33 +238,52 @@ impl PatientIndex for PatientIndexApi {
         request: Request<RegisterPersonRequest>,
     ) -> Answer<RegisterPersonResponse> {
         let caller = caller_with(&request, scopes::INDEX_WRITE)?;
-        let body = request.get_ref();
-        let identifier =
-            LocalIdentifier::from_proto("local_identifier", body.local_identifier.as_ref())
-                .map_err(IndexError::from)?;
-        let demographics = body
-            .demographics
-            .as_ref()
-            .ok_or_else(|| IndexError::invalid("demographics", "is required"))?;
-        let demographics =
-            PersonDemographics::from_proto(demographics, today()).map_err(IndexError::from)?;
+        let (identifier, demographics) =
+            checked_registration(request.get_ref()).map_err(IndexError::from)?;
         let registered = self.registry.register(&identifier, &demographics).await?;
         tracing::info!(person_id = %registered.person_id, outcome = ?registered.outcome, "registered local identifier");
-        let candidates = registered
-            .candidates
-            .iter()
-            .map(|(person, outcome)| (*person, outcome.to_proto_candidate()))
-            .collect();
-        Ok(Response::new(RegisterPersonResponse {
-            person_id: registered.person_id.to_string(),
-            outcome: registered.outcome as i32,
-            candidates: self
-                .candidates_with_persons(candidates, Vec::new(), reader(&caller))
-                .await?,
-            review_item_id: registered
-                .review_item_id
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
+        let mut responses = self
+            .registration_responses(vec![registered], &caller)
+            .await?;
+        Ok(Response::new(responses.remove(0)))
+    }
+
+    async fn register_persons(
+        &self,
+        request: Request<RegisterPersonsRequest>,
+    ) -> Answer<RegisterPersonsResponse> {
+        let caller = caller_with(&request, scopes::INDEX_WRITE)?;
+        let wanted = &request.get_ref().registrations;
+        if wanted.is_empty() || wanted.len() > MAX_REGISTRATIONS {
+            return Err(IndexError::invalid(
+                "registrations",
+                format!("give 1-{MAX_REGISTRATIONS} registrations"),
+            )
+            .into());
+        }
+        let mut items = Vec::with_capacity(wanted.len());
+        let mut first_of: HashMap<LocalIdentifier, usize> = HashMap::new();
+        for (index, registration) in wanted.iter().enumerate() {
+            let (identifier, demographics) =
+                checked_registration(registration).map_err(|error| {
+                    IndexError::invalid("registrations", format!("item {index}: {error}"))
+                })?;
+            if let Some(first) = first_of.insert(identifier.clone(), index) {
+                return Err(IndexError::invalid(
+                    "registrations",
+                    format!("item {index} repeats the local_identifier of item {first}"),
+                )
+                .into());
+            }
+            items.push((identifier, demographics));
+        }
+        let registered = self.registry.register_many(&items).await?;
+        tracing::info!(
+            registrations = registered.len(),
+            "registered a batch of local identifiers"
+        );
+        Ok(Response::new(RegisterPersonsResponse {
+            results: self.registration_responses(registered, &caller).await?,
         }))
     }
 

@@ -6,6 +6,7 @@
 //! announced on NATS.
 #![forbid(unsafe_code)]
 
+mod bulk;
 mod convert;
 mod curation;
 pub mod domain;

@@ -19,7 +19,7 @@ use crate::store::{self, PersonRow, Registration};
 
 /// Most candidates scored for one registration or search; blocking keeps the
 /// real number far lower (a handful per record on FEBRL).
-const MAX_CANDIDATES: i64 = 1_000;
+pub(crate) const MAX_CANDIDATES: i64 = 1_000;
 
 /// What a registration did.
 #[derive(Debug, Clone)]
@@ -48,14 +48,39 @@ pub fn today() -> Date {
     OffsetDateTime::now_utc().date()
 }
 
-fn stored_profile(row: &PersonRow) -> Result<MatchProfile, IndexError> {
+pub(crate) fn stored_profile(row: &PersonRow) -> Result<MatchProfile, IndexError> {
     let demographics = PersonDemographics::from_proto(&row.demographics()?, today())
         .map_err(|error| IndexError::Corrupt(format!("person {} demographics: {error}", row.id)))?;
     Ok(MatchProfile::from(&demographics))
 }
 
-fn key_strings(keys: &[crate::domain::BlockingKey]) -> Vec<String> {
+pub(crate) fn key_strings(keys: &[crate::domain::BlockingKey]) -> Vec<String> {
     keys.iter().map(|key| key.as_str().to_owned()).collect()
+}
+
+/// The key that serialises registrations which could be the same person:
+/// the date of birth, or without one the NHS Number.
+pub(crate) fn lock_key(demographics: &PersonDemographics) -> Option<String> {
+    demographics
+        .birth_date
+        .map(|date| format!("dob:{date}"))
+        .or_else(|| {
+            demographics
+                .nhs_number
+                .as_ref()
+                .map(|number| format!("nhs:{}", number.as_str()))
+        })
+}
+
+impl Registered {
+    pub(crate) fn without_candidates(person_id: Uuid, outcome: proto::RegisterOutcome) -> Self {
+        Self {
+            person_id,
+            outcome,
+            candidates: Vec::new(),
+            review_item_id: None,
+        }
+    }
 }
 
 impl Registry {
@@ -71,16 +96,7 @@ impl Registry {
         identifier: &LocalIdentifier,
         demographics: &PersonDemographics,
     ) -> Result<Registered, IndexError> {
-        let lock_key = demographics
-            .birth_date
-            .map(|date| format!("dob:{date}"))
-            .or_else(|| {
-                demographics
-                    .nhs_number
-                    .as_ref()
-                    .map(|number| format!("nhs:{}", number.as_str()))
-            });
-        let Some(lock_key) = lock_key else {
+        let Some(lock_key) = lock_key(demographics) else {
             return self.register_unserialised(identifier, demographics).await;
         };
         let _turn = self.serialised.acquire().await.map_err(|_| {
@@ -119,12 +135,10 @@ impl Registry {
         for _ in 0..3 {
             if let Some(existing) = store::person_of_identifier(&self.pool, identifier).await? {
                 store::refresh_registration(&self.pool, existing.person_id, &registration).await?;
-                return Ok(Registered {
-                    person_id: existing.person_id,
-                    outcome: proto::RegisterOutcome::AlreadyLinked,
-                    candidates: Vec::new(),
-                    review_item_id: None,
-                });
+                return Ok(Registered::without_candidates(
+                    existing.person_id,
+                    proto::RegisterOutcome::AlreadyLinked,
+                ));
             }
             if let (true, Some(number)) = (registration.nhs_verified, registration.nhs_number)
                 && let Some(holder) = store::active_persons_with_nhs_number(&self.pool, number)
@@ -133,12 +147,10 @@ impl Registry {
             {
                 registration.link_method = proto::LinkMethod::NhsNumber;
                 if store::link_to_person(&self.pool, holder.id, &registration).await? {
-                    return Ok(Registered {
-                        person_id: holder.id,
-                        outcome: proto::RegisterOutcome::LinkedByNhsNumber,
-                        candidates: Vec::new(),
-                        review_item_id: None,
-                    });
+                    return Ok(Registered::without_candidates(
+                        holder.id,
+                        proto::RegisterOutcome::LinkedByNhsNumber,
+                    ));
                 }
                 continue;
             }
@@ -237,7 +249,7 @@ impl Registry {
 }
 
 /// Review candidates as stored: person id and the prost-encoded outcome.
-fn encode_candidates(candidates: &[(Uuid, MatchOutcome)]) -> serde_json::Value {
+pub(crate) fn encode_candidates(candidates: &[(Uuid, MatchOutcome)]) -> serde_json::Value {
     serde_json::Value::Array(
         candidates
             .iter()

@@ -117,7 +117,7 @@ pub async fn person_of_identifier(
 
 /// Resolves many identifiers in one round trip.
 pub async fn persons_of_identifiers(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     identifiers: &[LocalIdentifier],
 ) -> Stored<Vec<(String, String, String, Uuid, bool)>> {
     let organisations: Vec<&str> = identifiers
@@ -135,7 +135,7 @@ pub async fn persons_of_identifiers(
     .bind(&organisations)
     .bind(&systems)
     .bind(&values)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?)
 }
 
@@ -361,13 +361,14 @@ pub async fn link_to_person(
 
 /// A repeat registration: the provider's demographics are refreshed and
 /// become the person's latest.
-pub async fn refresh_registration(
-    pool: &PgPool,
+pub async fn refresh_registration<'c>(
+    database: impl sqlx::Acquire<'c, Database = Postgres>,
     person_id: Uuid,
     registration: &Registration<'_>,
 ) -> Stored<()> {
     let encoded = registration.demographics.encode_to_vec();
-    let mut transaction = pool.begin().await?;
+    // Its own transaction, or a savepoint inside a bulk registration's.
+    let mut transaction = database.begin().await?;
     sqlx::query(
         "UPDATE local_identifiers SET demographics = $4, last_registered_at = now()
          WHERE organisation_code = $1 AND system = $2 AND value = $3",
@@ -506,4 +507,5 @@ impl ActorJson {
         }
     }
 }
+pub mod bulk;
 pub mod curation;

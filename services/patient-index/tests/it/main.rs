@@ -2,6 +2,7 @@
 //! with a real identity service issuing the tokens.
 
 mod binary;
+mod bulk;
 mod curation;
 mod hostile;
 mod registration;
