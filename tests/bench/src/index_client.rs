@@ -1,7 +1,11 @@
 //! A patient index with a real identity in front of it, for the index benchmarks.
 
+use mcr_proto::common::v1::LocalIdentifier;
 use mcr_proto::common::v1::Role;
 use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
+use mcr_proto::patient_index::v1::{
+    Demographics, RegisterPersonRequest, RegisterPersonResponse, RegisterPersonsRequest,
+};
 use mcr_testkit::{RunningService, TestEnvironment};
 use tonic::transport::Channel;
 
@@ -63,26 +67,35 @@ impl IndexUnderTest {
         &self,
         organisation: &str,
         value: &str,
-        demographics: mcr_proto::patient_index::v1::Demographics,
-    ) -> anyhow::Result<mcr_proto::patient_index::v1::RegisterPersonResponse> {
-        let mut request =
-            tonic::Request::new(mcr_proto::patient_index::v1::RegisterPersonRequest {
-                local_identifier: Some(mcr_proto::common::v1::LocalIdentifier {
-                    organisation_code: organisation.to_owned(),
-                    system: "https://bench.example/id".to_owned(),
-                    value: value.to_owned(),
-                }),
-                demographics: Some(demographics),
-            });
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {}", self.token).parse()?);
+        demographics: Demographics,
+    ) -> anyhow::Result<RegisterPersonResponse> {
+        let request = self.authorised(registration(organisation, value, demographics))?;
         Ok(self
             .client
             .clone()
             .register_person(request)
             .await?
             .into_inner())
+    }
+
+    /// Registers a batch of `organisation`'s identifiers in one RegisterPersons call.
+    pub async fn register_batch(
+        &self,
+        organisation: &str,
+        batch: Vec<(String, Demographics)>,
+    ) -> anyhow::Result<Vec<RegisterPersonResponse>> {
+        let registrations = batch
+            .into_iter()
+            .map(|(value, demographics)| registration(organisation, &value, demographics))
+            .collect();
+        let request = self.authorised(RegisterPersonsRequest { registrations })?;
+        Ok(self
+            .client
+            .clone()
+            .register_persons(request)
+            .await?
+            .into_inner()
+            .results)
     }
 
     /// Refreshes planner statistics, as autovacuum does on its own schedule;
@@ -102,5 +115,20 @@ impl IndexUnderTest {
             .metadata_mut()
             .insert("authorization", format!("Bearer {}", self.token).parse()?);
         Ok(request)
+    }
+}
+
+fn registration(
+    organisation: &str,
+    value: &str,
+    demographics: Demographics,
+) -> RegisterPersonRequest {
+    RegisterPersonRequest {
+        local_identifier: Some(LocalIdentifier {
+            organisation_code: organisation.to_owned(),
+            system: "https://bench.example/id".to_owned(),
+            value: value.to_owned(),
+        }),
+        demographics: Some(demographics),
     }
 }
