@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::{AckKind, Message};
 use mcr_connector::stream::{dead_letter_stream_config, records_stream_config};
-use mcr_connector::validate::{DEAD_LETTER_SUBJECT, Rejection, decode_and_validate};
+use mcr_connector::validate::{
+    DEAD_LETTER_SUBJECT, Rejection, ValidUpdate, decode_and_validate_parsed,
+};
 use mcr_proto::patient_index::v1::Demographics;
 use mcr_proto::records::v1::{DeadLetter, DeadLetterReason, RecordOperation, RecordUpdate};
 use mcr_runtime::nats::NatsBus;
@@ -79,6 +81,8 @@ struct BatchOutcome {
 struct Accepted {
     message: Message,
     update: RecordUpdate,
+    /// The FHIR resource as validation parsed it (`None` for a delete).
+    resource: Option<serde_json::Value>,
     span: tracing::Span,
 }
 
@@ -182,10 +186,11 @@ impl Ingest {
                 continue;
             }
             let subject = self.unscoped_subject(&message.subject);
-            match decode_and_validate(&subject, &message.payload) {
-                Ok(update) => accepted.push(Accepted {
+            match decode_and_validate_parsed(&subject, &message.payload) {
+                Ok(ValidUpdate { update, resource }) => accepted.push(Accepted {
                     message,
                     update,
+                    resource,
                     span,
                 }),
                 Err(rejection) => self.dead_letter(&message, None, rejection).await,
@@ -265,7 +270,7 @@ impl Ingest {
                 Some(Resolution::Person(person)) => {
                     persons.push(*person);
                     committed.push(index);
-                    let write = entry_write(&item.update, key);
+                    let write = entry_write(&item.update, item.resource.as_ref(), key);
                     match writes.get(&write.entry_id) {
                         Some(existing) if existing.version >= write.version => {}
                         _ => {
@@ -453,22 +458,22 @@ fn patient_key(update: &RecordUpdate) -> PatientKey {
     }
 }
 
-fn entry_write(update: &RecordUpdate, patient: PatientKey) -> EntryWrite {
+fn entry_write(
+    update: &RecordUpdate,
+    resource: Option<&serde_json::Value>,
+    patient: PatientKey,
+) -> EntryWrite {
     let category = update.category();
     let deleted = update.operation() == RecordOperation::Delete;
     let effective_time = update.effective_time.as_ref().and_then(offset_date_time);
-    let key = match (deleted, effective_time) {
-        (false, Some(at)) => {
-            let resource =
-                serde_json::from_str(&update.fhir_resource_json).unwrap_or(serde_json::Value::Null);
-            group_key(
-                category,
-                &update.resource_type,
-                at,
-                &resource,
-                &update.display_summary,
-            )
-        }
+    let key = match (deleted, effective_time, resource) {
+        (false, Some(at), Some(resource)) => group_key(
+            category,
+            &update.resource_type,
+            at,
+            resource,
+            &update.display_summary,
+        ),
         _ => String::new(),
     };
     EntryWrite {

@@ -244,8 +244,8 @@ fn invalid(text: impl Into<String>) -> Rejection {
 }
 
 /// Checks `json` as one FHIR R4 resource of `resource_type` (already known
-/// to be accepted for the update's category).
-pub(super) fn check_resource(resource_type: &str, json: &str) -> Result<(), Rejection> {
+/// to be accepted for the update's category); returns it parsed.
+pub(super) fn check_resource(resource_type: &str, json: &str) -> Result<Value, Rejection> {
     if json.is_empty() {
         return Err(invalid("fhir_resource_json is required for an upsert"));
     }
@@ -286,7 +286,7 @@ pub(super) fn check_resource(resource_type: &str, json: &str) -> Result<(), Reje
     for rule in rules(resource_type) {
         check_rule(resource_type, resource, *rule)?;
     }
-    Ok(())
+    Ok(value)
 }
 
 fn check_rule(

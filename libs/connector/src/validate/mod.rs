@@ -142,6 +142,19 @@ pub fn accepted_resource_types(category: Category) -> &'static [&'static str] {
 /// match the update's, then [`validate_update`]. `subject` is the unscoped
 /// subject (the aggregator strips its namespace prefix first).
 pub fn decode_and_validate(subject: &str, payload: &[u8]) -> Result<RecordUpdate, Rejection> {
+    decode_and_validate_parsed(subject, payload).map(|valid| valid.update)
+}
+
+/// A valid update and its FHIR resource, parsed once by validation (absent
+/// for a delete), so a consumer need not parse it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidUpdate {
+    pub update: RecordUpdate,
+    pub resource: Option<serde_json::Value>,
+}
+
+/// [`decode_and_validate`], keeping the resource validation parsed.
+pub fn decode_and_validate_parsed(subject: &str, payload: &[u8]) -> Result<ValidUpdate, Rejection> {
     if payload.len() > MAX_MESSAGE_BYTES {
         return Err(Rejection::new(
             DeadLetterReason::TooLarge,
@@ -158,8 +171,8 @@ pub fn decode_and_validate(subject: &str, payload: &[u8]) -> Result<RecordUpdate
         )
     })?;
     check_subject(subject, &update)?;
-    validate_update(&update)?;
-    Ok(update)
+    let resource = validated_resource_at(&update, now_seconds())?;
+    Ok(ValidUpdate { update, resource })
 }
 
 fn check_subject(subject: &str, update: &RecordUpdate) -> Result<(), Rejection> {
@@ -216,16 +229,27 @@ fn check_subject(subject: &str, update: &RecordUpdate) -> Result<(), Rejection> 
 /// Judges `update` against the contract (see the module docs and the
 /// README's table); the first problem found is returned.
 pub fn validate_update(update: &RecordUpdate) -> Result<(), Rejection> {
-    let now_seconds = SystemTime::now()
+    validate_update_at(update, now_seconds())
+}
+
+fn now_seconds() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    validate_update_at(update, now_seconds)
+        .unwrap_or(0)
 }
 
 /// [`validate_update`] with the clock given: `now_seconds` since the Unix
 /// epoch bounds how far ahead an effective time may lie.
 pub fn validate_update_at(update: &RecordUpdate, now_seconds: i64) -> Result<(), Rejection> {
+    validated_resource_at(update, now_seconds).map(drop)
+}
+
+/// [`validate_update_at`], returning an upsert's resource as parsed.
+fn validated_resource_at(
+    update: &RecordUpdate,
+    now_seconds: i64,
+) -> Result<Option<serde_json::Value>, Rejection> {
     check_text("message_id", &update.message_id, MAX_MESSAGE_ID_CHARS)?;
     if !is_organisation_code(&update.source_organisation_code) {
         return Err(Rejection::field(
@@ -287,9 +311,9 @@ pub fn validate_update_at(update: &RecordUpdate, now_seconds: i64) -> Result<(),
         check_timestamp_form("source_time", source_time)?;
     }
     match operation {
-        RecordOperation::Upsert => check_upsert(update, category, now_seconds),
+        RecordOperation::Upsert => check_upsert(update, category, now_seconds).map(Some),
         RecordOperation::Delete | RecordOperation::Unspecified => {
-            check_delete(update, category, now_seconds)
+            check_delete(update, category, now_seconds).map(|()| None)
         }
     }
 }
@@ -373,7 +397,7 @@ fn check_upsert(
     update: &RecordUpdate,
     category: Category,
     now_seconds: i64,
-) -> Result<(), Rejection> {
+) -> Result<serde_json::Value, Rejection> {
     let Some(effective_time) = &update.effective_time else {
         return Err(Rejection::field("effective_time is required for an upsert"));
     };
@@ -385,12 +409,13 @@ fn check_upsert(
         ));
     }
     check_resource_type_accepted(&update.resource_type, category)?;
-    fhir::check_resource(&update.resource_type, &update.fhir_resource_json)?;
+    let resource = fhir::check_resource(&update.resource_type, &update.fhir_resource_json)?;
     check_text(
         "display_summary",
         &update.display_summary,
         MAX_DISPLAY_SUMMARY_CHARS,
-    )
+    )?;
+    Ok(resource)
 }
 
 fn check_delete(

@@ -33,9 +33,13 @@ pub async fn nhs_number_holders(
     nhs_numbers: &[String],
 ) -> Stored<HashMap<String, Uuid>> {
     let rows: Vec<(String, Uuid)> = sqlx::query_as(
-        "SELECT DISTINCT ON (nhs_number) nhs_number, id FROM persons
-          WHERE nhs_number = ANY($1) AND status = 'active'
-          ORDER BY nhs_number, created_at",
+        "SELECT wanted.nhs_number, holder.id
+           FROM unnest($1::text[]) AS wanted (nhs_number)
+           CROSS JOIN LATERAL (
+               SELECT id FROM persons
+                WHERE nhs_number = wanted.nhs_number AND status = 'active'
+                ORDER BY created_at LIMIT 1
+           ) AS holder",
     )
     .bind(nhs_numbers)
     .fetch_all(connection)
@@ -52,6 +56,8 @@ pub struct KeyedPerson {
 }
 
 /// Active persons indexed under any of `keys`, with the keys they matched.
+/// Each key is an index probe (LATERAL): with thousands of keys a planner
+/// left to itself hashes the array and scans the whole key table.
 #[tracing::instrument(name = "db.select keyed_candidates", skip_all, fields(db.system = "postgresql", keys = keys.len()))]
 pub async fn keyed_candidates(
     connection: &mut PgConnection,
@@ -59,10 +65,16 @@ pub async fn keyed_candidates(
 ) -> Stored<Vec<KeyedPerson>> {
     Ok(sqlx::query_as(
         "SELECT p.id, p.status, p.merged_into, p.demographics, p.sensitive, p.created_at,
-                p.updated_at, array_agg(k.key) AS keys
-           FROM person_blocking_keys k JOIN persons p ON p.id = k.person_id
-          WHERE k.key = ANY($1) AND p.status = 'active'
-          GROUP BY p.id",
+                p.updated_at, keyed.keys
+           FROM (SELECT k.person_id, array_agg(wanted.key) AS keys
+                   FROM unnest($1::text[]) AS wanted (key)
+                   CROSS JOIN LATERAL (
+                       SELECT person_id FROM person_blocking_keys WHERE key = wanted.key
+                   ) AS k
+                  GROUP BY k.person_id) AS keyed
+           CROSS JOIN LATERAL (
+               SELECT * FROM persons WHERE id = keyed.person_id AND status = 'active'
+           ) AS p",
     )
     .bind(keys)
     .fetch_all(connection)

@@ -115,7 +115,8 @@ pub async fn person_of_identifier(
     .await?)
 }
 
-/// Resolves many identifiers in one round trip.
+/// Resolves many identifiers in one round trip, one index probe each
+/// (LATERAL, so a large batch never turns into a scan of every identifier).
 pub async fn persons_of_identifiers(
     executor: impl sqlx::PgExecutor<'_>,
     identifiers: &[LocalIdentifier],
@@ -129,8 +130,11 @@ pub async fn persons_of_identifiers(
     Ok(sqlx::query_as(
         "SELECT l.organisation_code, l.system, l.value, l.person_id, p.sensitive
          FROM unnest($1::text[], $2::text[], $3::text[]) AS wanted (organisation_code, system, value)
-         JOIN local_identifiers l USING (organisation_code, system, value)
-         JOIN persons p ON p.id = l.person_id",
+         CROSS JOIN LATERAL (
+             SELECT * FROM local_identifiers
+              WHERE (organisation_code, system, value) = (wanted.organisation_code, wanted.system, wanted.value)
+         ) AS l
+         CROSS JOIN LATERAL (SELECT sensitive FROM persons WHERE id = l.person_id) AS p",
     )
     .bind(&organisations)
     .bind(&systems)
