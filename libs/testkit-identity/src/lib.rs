@@ -233,6 +233,28 @@ impl ServiceAccountCredentials {
 }
 
 impl Identity {
+    /// A token of a new service account `name` acting for
+    /// `organisation_code`, allowed `scopes`.
+    pub async fn service_token(
+        &self,
+        name: &str,
+        organisation_code: &str,
+        scopes: &[&str],
+    ) -> String {
+        let account = self.service_account(name, organisation_code, scopes).await;
+        self.client
+            .clone()
+            .issue_service_token(IssueServiceTokenRequest {
+                client_id: account.client_id,
+                client_secret: account.client_secret,
+                scopes: Vec::new(),
+            })
+            .await
+            .expect("a service token")
+            .into_inner()
+            .access_token
+    }
+
     /// A new service account `name` acting for `organisation_code` (created
     /// when missing) allowed `scopes`.
     pub async fn service_account(

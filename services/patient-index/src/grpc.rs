@@ -48,6 +48,24 @@ fn reader(caller: &Principal) -> Reader {
     }
 }
 
+/// A user may register only their own organisation's identifiers; a
+/// service (the aggregator, registering for connectors) any organisation's.
+fn may_register(
+    caller: &Principal,
+    identifier: &LocalIdentifier,
+    item: &str,
+) -> Result<(), Status> {
+    if caller.kind == PrincipalKind::User
+        && caller.organisation_code != identifier.organisation_code
+    {
+        return Err(Status::permission_denied(format!(
+            "{item}you act for {}: a user may register only their own organisation's identifiers, not {}'s",
+            caller.organisation_code, identifier.organisation_code
+        )));
+    }
+    Ok(())
+}
+
 /// A registration's identifier and demographics, checked.
 fn checked_registration(
     request: &RegisterPersonRequest,
@@ -240,6 +258,7 @@ impl PatientIndex for PatientIndexApi {
         let caller = caller_with(&request, scopes::INDEX_WRITE)?;
         let (identifier, demographics) =
             checked_registration(request.get_ref()).map_err(IndexError::from)?;
+        may_register(&caller, &identifier, "")?;
         let registered = self.registry.register(&identifier, &demographics).await?;
         tracing::info!(person_id = %registered.person_id, outcome = ?registered.outcome, "registered local identifier");
         let mut responses = self
@@ -268,6 +287,7 @@ impl PatientIndex for PatientIndexApi {
                 checked_registration(registration).map_err(|error| {
                     IndexError::invalid("registrations", format!("item {index}: {error}"))
                 })?;
+            may_register(&caller, &identifier, &format!("item {index}: "))?;
             if let Some(first) = first_of.insert(identifier.clone(), index) {
                 return Err(IndexError::invalid(
                     "registrations",

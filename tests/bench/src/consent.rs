@@ -21,7 +21,6 @@ use mcr_proto::common::v1::person_reference::Reference;
 use mcr_proto::common::v1::{Actor, ActorKind, PersonReference, Purpose, Role};
 use mcr_proto::consent::v1::consent_client::ConsentClient;
 use mcr_proto::consent::v1::{DecideRequest, Decision};
-use mcr_proto::identity::v1::IssueServiceTokenRequest;
 use mcr_runtime::McrService;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -107,20 +106,9 @@ pub async fn run(quick: bool, persons: Option<u64>) -> anyhow::Result<serde_json
         ],
     )
     .await;
-    let account = identity
-        .service_account("bench-aggregator", "MCRAGG", &["consent:decide"])
-        .await;
     let token = identity
-        .client
-        .clone()
-        .issue_service_token(IssueServiceTokenRequest {
-            client_id: account.client_id,
-            client_secret: account.client_secret,
-            scopes: vec![],
-        })
-        .await?
-        .into_inner()
-        .access_token;
+        .service_token("bench-aggregator", "MCRAGG", &["consent:decide"])
+        .await;
 
     let database_name = environment.database_name(&mcr_consent::ConsentService::SPEC);
     let database = sqlx::postgres::PgPoolOptions::new()

@@ -1,7 +1,6 @@
 //! A patient index with a real identity in front of it, for the index benchmarks.
 
 use mcr_proto::common::v1::LocalIdentifier;
-use mcr_proto::common::v1::Role;
 use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
 use mcr_proto::patient_index::v1::{
     Demographics, RegisterPersonRequest, RegisterPersonResponse, RegisterPersonsRequest,
@@ -9,7 +8,7 @@ use mcr_proto::patient_index::v1::{
 use mcr_testkit::{RunningService, TestEnvironment};
 use tonic::transport::Channel;
 
-/// The running services and a clerk's token (scope index:write).
+/// The running services and a connector's token (index:read, index:write).
 pub struct IndexUnderTest {
     pub _identity: mcr_testkit_identity::Identity,
     pub service: RunningService,
@@ -37,8 +36,9 @@ pub async fn start() -> IndexUnderTest {
         ],
     )
     .await;
+    // Registering any organisation's identifiers is a connector's job.
     let token = identity
-        .token_for("bench.clerk", "RQW", Role::AdminClerical)
+        .service_token("bench-connector", "MCRAGG", &["index:read", "index:write"])
         .await;
     let client = PatientIndexClient::new(service.channel().await);
     let database_name = environment

@@ -149,7 +149,9 @@ pub fn decode_and_validate(subject: &str, payload: &[u8]) -> Result<RecordUpdate
 /// for a delete), so a consumer need not parse it again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidUpdate {
+    /// The decoded update.
     pub update: RecordUpdate,
+    /// Its `fhir_resource_json`, parsed (`None` for a delete).
     pub resource: Option<serde_json::Value>,
 }
 

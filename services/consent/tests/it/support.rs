@@ -4,7 +4,6 @@ use base64::Engine;
 use mcr_proto::common::v1::person_reference::Reference;
 use mcr_proto::common::v1::{Actor, ActorKind, HumanName, LocalIdentifier, PersonReference, Role};
 use mcr_proto::consent::v1::consent_client::ConsentClient;
-use mcr_proto::identity::v1::IssueServiceTokenRequest;
 use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
 use mcr_proto::patient_index::v1::{Demographics, RegisterPersonRequest, Sex};
 use mcr_testkit::{RunningService, TestEnvironment};
@@ -55,21 +54,9 @@ pub async fn start_with(extra: &[(&str, &str)]) -> Platform {
     borrowed.extend_from_slice(extra);
     let consent_service =
         mcr_testkit::spawn_service::<mcr_consent::ConsentService>(&environment, &borrowed).await;
-    let aggregator_account = identity
-        .service_account("aggregator", "MCRAGG", &["consent:decide", "consent:write"])
-        .await;
     let aggregator = identity
-        .client
-        .clone()
-        .issue_service_token(IssueServiceTokenRequest {
-            client_id: aggregator_account.client_id.clone(),
-            client_secret: aggregator_account.client_secret.clone(),
-            scopes: vec![],
-        })
-        .await
-        .expect("a service token for the aggregator")
-        .into_inner()
-        .access_token;
+        .service_token("aggregator", "MCRAGG", &["consent:decide", "consent:write"])
+        .await;
     let clerk = identity
         .token_for("registration.clerk", ORG, Role::AdminClerical)
         .await;

@@ -33,7 +33,7 @@ async fn register_all(
         .clone()
         .register_persons(with_token(
             RegisterPersonsRequest { registrations },
-            &index.clerk,
+            &index.connector,
         ))
         .await
         .map(|response| response.into_inner().results)
@@ -246,6 +246,40 @@ async fn a_bad_batch_is_refused_whole_naming_the_registration() {
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{size}");
         assert!(status.message().contains("1-1000"), "{}", status.message());
     }
+
+    let foreign = index
+        .client
+        .clone()
+        .register_persons(with_token(
+            RegisterPersonsRequest {
+                registrations: vec![
+                    registration(
+                        identifier("RQW", "OWN-1"),
+                        person("Josephine", "Okonkwo", "1962-11-04", "CM20 1QX"),
+                    ),
+                    registration(
+                        identifier("F81001", "NOT-OURS"),
+                        person("Josephine", "Okonkwo", "1962-11-04", "CM20 1QX"),
+                    ),
+                ],
+            },
+            &index.clerk,
+        ))
+        .await
+        .expect_err("a clerk of RQW registering another organisation's identifier");
+    assert_eq!(foreign.code(), tonic::Code::PermissionDenied);
+    assert!(
+        foreign.message().starts_with("item 1: "),
+        "{}",
+        foreign.message()
+    );
+    assert_eq!(
+        resolve(&index, "RQW", "OWN-1")
+            .await
+            .expect_err("nothing written")
+            .code(),
+        tonic::Code::NotFound
+    );
 
     let nurse = index
         .identity

@@ -2,7 +2,6 @@
 //! pages and absurd dates are each INVALID_ARGUMENT naming what was wrong.
 
 use mcr_proto::common::v1::PageRequest;
-use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
 use mcr_proto::patient_index::v1::*;
 use mcr_testkit_identity::with_token;
 use prost::Message;
@@ -13,34 +12,7 @@ const SEARCH_PERSONS: &str = "/mcr.patient_index.v1.PatientIndex/SearchPersons";
 
 /// An index whose messages may be at most 64 KiB.
 async fn start_small() -> Index {
-    let environment = mcr_testkit::TestEnvironment::new().await;
-    let identity = mcr_testkit_identity::start_in(environment.clone(), &[]).await;
-    let identity_url = identity.identity_url();
-    let service = mcr_testkit::spawn_service::<mcr_patient_index::PatientIndexService>(
-        &environment,
-        &[
-            ("MCR_AUTH__IDENTITY_URL", identity_url.as_str()),
-            ("MCR_GRPC__MAX_MESSAGE_BYTES", "65536"),
-        ],
-    )
-    .await;
-    let client = PatientIndexClient::new(service.channel().await);
-    let clerk = identity
-        .token_for(
-            "hostile.clerk",
-            "RQW",
-            mcr_proto::common::v1::Role::AdminClerical,
-        )
-        .await;
-    let admin = identity.admin_token().await;
-    Index {
-        environment,
-        identity,
-        _service: service,
-        client,
-        clerk,
-        admin,
-    }
+    crate::support::start_with(&[("MCR_GRPC__MAX_MESSAGE_BYTES", "65536")]).await
 }
 
 fn by_family(family_name: &str) -> SearchPersonsRequest {

@@ -277,6 +277,35 @@ async fn bad_input_is_invalid_argument_naming_the_field_and_scopes_are_enforced(
 }
 
 #[tokio::test]
+async fn a_user_registers_only_their_own_organisations_identifiers() {
+    let index = support::start().await;
+    let register_as_clerk = |organisation: &str| {
+        let mut client = index.client.clone();
+        let request = with_token(
+            RegisterPersonRequest {
+                local_identifier: Some(identifier(organisation, "CLERK-1")),
+                demographics: Some(person("Ada", "Lovelace", "1990-01-01", "CM20 1QX")),
+            },
+            &index.clerk,
+        );
+        async move { client.register_person(request).await }
+    };
+    let elsewhere = register_as_clerk("F81001")
+        .await
+        .expect_err("a clerk of RQW registering the GP practice's identifier");
+    assert_eq!(elsewhere.code(), tonic::Code::PermissionDenied);
+    assert!(
+        elsewhere.message().contains("RQW") && elsewhere.message().contains("F81001"),
+        "{}",
+        elsewhere.message()
+    );
+    let own = register_as_clerk("RQW")
+        .await
+        .expect("their own organisation's");
+    assert_eq!(own.into_inner().outcome, RegisterOutcome::Created as i32);
+}
+
+#[tokio::test]
 async fn search_ranks_candidates_with_grades_and_pages() {
     let index = support::start().await;
     let target = index

@@ -13,24 +13,36 @@ pub struct Index {
     /// Kept so the service runs as long as the test.
     pub _service: RunningService,
     pub client: PatientIndexClient<Channel>,
-    /// A clerk (index:write).
+    /// A clerk of RQW (index:write).
     pub clerk: String,
+    /// A connector's service account (index:write for any organisation).
+    pub connector: String,
     /// A system administrator (index:admin).
     pub admin: String,
 }
 
 pub async fn start() -> Index {
+    start_with(&[]).await
+}
+
+/// An index with `extra` settings.
+pub async fn start_with(extra: &[(&str, &str)]) -> Index {
     let environment = TestEnvironment::new().await;
     let identity = mcr_testkit_identity::start_in(environment.clone(), &[]).await;
     let identity_url = identity.identity_url();
+    let mut settings = vec![("MCR_AUTH__IDENTITY_URL", identity_url.as_str())];
+    settings.extend_from_slice(extra);
     let service = mcr_testkit::spawn_service::<mcr_patient_index::PatientIndexService>(
         &environment,
-        &[("MCR_AUTH__IDENTITY_URL", identity_url.as_str())],
+        &settings,
     )
     .await;
     let client = PatientIndexClient::new(service.channel().await);
     let clerk = identity
         .token_for("ward.clerk", "RQW", Role::AdminClerical)
+        .await;
+    let connector = identity
+        .service_token("connector", "MCRAGG", &["index:read", "index:write"])
         .await;
     let admin = identity.admin_token().await;
     Index {
@@ -39,6 +51,7 @@ pub async fn start() -> Index {
         _service: service,
         client,
         clerk,
+        connector,
         admin,
     }
 }
@@ -76,6 +89,7 @@ pub fn person(given: &str, family: &str, birth_date: &str, postcode: &str) -> De
 }
 
 impl Index {
+    /// Registers as a connector does (any organisation's identifier).
     pub async fn register(
         &self,
         identifier: LocalIdentifier,
@@ -88,7 +102,7 @@ impl Index {
                     local_identifier: Some(identifier),
                     demographics: Some(demographics),
                 },
-                &self.clerk,
+                &self.connector,
             ))
             .await
             .map(tonic::Response::into_inner)
