@@ -283,21 +283,14 @@ fn create(writes: &mut BatchWrites, item: &Prepared) -> Uuid {
         nhs_verified: item.demographics.has_verified_nhs_number(),
         sensitive: item.demographics.sensitive,
     });
-    writes.links.push(NewLink {
+    let link = NewLink {
         identifier: item.identifier.clone(),
         person_id,
         method: proto::LinkMethod::Created,
         match_weight: 0.0,
         demographics: item.encoded.clone(),
-    });
-    writes
-        .keys
-        .extend(item.keys.iter().map(|key| (key.clone(), person_id)));
-    writes.history.push(NewHistory {
-        person_id,
-        kind: proto::PersonEventKind::Created,
-        identifier: Some(item.identifier.clone()),
-    });
+    };
+    queue_link(writes, item, link, proto::PersonEventKind::Created);
     person_id
 }
 
@@ -309,19 +302,32 @@ fn link(
     method: proto::LinkMethod,
     match_weight: f64,
 ) {
-    writes.links.push(NewLink {
+    let link = NewLink {
         identifier: item.identifier.clone(),
         person_id,
         method,
         match_weight,
         demographics: item.encoded.clone(),
-    });
+    };
+    queue_link(writes, item, link, proto::PersonEventKind::IdentifierLinked);
+}
+
+/// Queues `link` with `item`'s blocking keys for its person and the
+/// history entry `kind`.
+fn queue_link(
+    writes: &mut BatchWrites,
+    item: &Prepared,
+    link: NewLink,
+    kind: proto::PersonEventKind,
+) {
+    let person_id = link.person_id;
+    writes.links.push(link);
     writes
         .keys
         .extend(item.keys.iter().map(|key| (key.clone(), person_id)));
     writes.history.push(NewHistory {
         person_id,
-        kind: proto::PersonEventKind::IdentifierLinked,
+        kind,
         identifier: Some(item.identifier.clone()),
     });
 }

@@ -9,7 +9,7 @@ use mcr_auth::ServiceTokens;
 use mcr_proto::common::v1::LocalIdentifier;
 use mcr_proto::patient_index::v1::patient_index_client::PatientIndexClient;
 use mcr_proto::patient_index::v1::{
-    Demographics, RegisterPersonRequest, ResolveLocalIdentifiersRequest,
+    Demographics, RegisterPersonRequest, RegisterPersonsRequest, ResolveLocalIdentifiersRequest,
 };
 use sqlx::PgPool;
 use tonic::transport::Channel;
@@ -20,8 +20,10 @@ use crate::store::{self, PatientKey};
 
 /// Most identifiers patient-index resolves in one call.
 const RESOLVE_BATCH: usize = 1000;
-/// First-sight registrations in flight at once.
+/// Registrations in flight at once when a batch is registered one by one.
 const CONCURRENT_REGISTRATIONS: usize = 16;
+/// Most first sights registered in one RegisterPersons call (the index's limit).
+const REGISTER_BATCH: usize = 1000;
 
 /// What became of one identifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,15 +103,11 @@ impl People {
                     None
                 }
             })
-            .map(|(key, demographics)| async move {
-                let resolution = self.register(&key, Some(demographics)).await?;
-                Ok::<_, AggregatorError>((key, resolution))
-            })
             .collect();
-        let registrations: Vec<(PatientKey, Resolution)> = futures::stream::iter(registering)
-            .buffer_unordered(CONCURRENT_REGISTRATIONS)
-            .try_collect()
-            .await?;
+        let mut registrations = Vec::with_capacity(registering.len());
+        for chunk in registering.chunks(REGISTER_BATCH) {
+            registrations.extend(self.register_all(chunk).await?);
+        }
         for (key, resolution) in registrations {
             if let Resolution::Person(person) = resolution {
                 resolved.new_links.push((key.clone(), person));
@@ -154,6 +152,51 @@ impl People {
             .collect())
     }
 
+    /// Registers first sights in one RegisterPersons call. The index refuses
+    /// a whole batch for one invalid registration, so then each is
+    /// registered alone to find which (that one is dead-lettered, the
+    /// others go on).
+    async fn register_all(
+        &self,
+        registering: &[(PatientKey, Demographics)],
+    ) -> Result<Vec<(PatientKey, Resolution)>, AggregatorError> {
+        let request = self
+            .tokens
+            .request(RegisterPersonsRequest {
+                registrations: registering
+                    .iter()
+                    .map(|(key, demographics)| RegisterPersonRequest {
+                        local_identifier: Some(local_identifier(key)),
+                        demographics: Some(demographics.clone()),
+                    })
+                    .collect(),
+            })
+            .await?;
+        match self.index.clone().register_persons(request).await {
+            Ok(response) => registering
+                .iter()
+                .zip(response.into_inner().results)
+                .map(|((key, _), result)| {
+                    Ok((
+                        key.clone(),
+                        Resolution::Person(person_id(&result.person_id)?),
+                    ))
+                })
+                .collect(),
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                futures::stream::iter(registering.iter().cloned())
+                    .map(|(key, demographics)| async move {
+                        let resolution = self.register(&key, Some(demographics)).await?;
+                        Ok::<_, AggregatorError>((key, resolution))
+                    })
+                    .buffer_unordered(CONCURRENT_REGISTRATIONS)
+                    .try_collect()
+                    .await
+            }
+            Err(status) => Err(AggregatorError::dependency("patient-index", status)),
+        }
+    }
+
     async fn register(
         &self,
         key: &PatientKey,
@@ -167,16 +210,9 @@ impl People {
             })
             .await?;
         match self.index.clone().register_person(request).await {
-            Ok(response) => {
-                let person_id = response.into_inner().person_id;
-                Uuid::parse_str(&person_id)
-                    .map(Resolution::Person)
-                    .map_err(|_| {
-                        AggregatorError::Internal(format!(
-                            "patient-index returned a malformed person id {person_id:?}"
-                        ))
-                    })
-            }
+            Ok(response) => Ok(Resolution::Person(person_id(
+                &response.into_inner().person_id,
+            )?)),
             Err(status) if status.code() == tonic::Code::InvalidArgument => {
                 Ok(Resolution::Rejected(format!(
                     "patient-index refused the person: {}",
@@ -186,6 +222,14 @@ impl People {
             Err(status) => Err(AggregatorError::dependency("patient-index", status)),
         }
     }
+}
+
+fn person_id(text: &str) -> Result<Uuid, AggregatorError> {
+    Uuid::parse_str(text).map_err(|_| {
+        AggregatorError::Internal(format!(
+            "patient-index returned a malformed person id {text:?}"
+        ))
+    })
 }
 
 /// The proto form of `key`.

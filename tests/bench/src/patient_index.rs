@@ -171,8 +171,8 @@ pub async fn run(quick: bool, persons: Option<u64>) -> anyhow::Result<serde_json
     let index = Arc::new(index_client::start().await);
     // A provider's list loaded through RegisterPersons: a few loaders at
     // once, each sending full batches.
-    let loaders: u64 = 4;
-    let batch_size: u64 = 1_000;
+    let loaders: u64 = 8;
+    let batch_size: u64 = 100;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let statistics = {

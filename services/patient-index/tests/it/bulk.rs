@@ -150,18 +150,9 @@ async fn a_batch_is_decided_in_order_as_if_registered_one_at_a_time() {
     assert_eq!(josephine.local_identifiers.len(), 2);
     let amelia = index.person(&gp.person_id).await.person.expect("person");
     assert_eq!(amelia.local_identifiers.len(), 2);
-    let queue = index
-        .client
-        .clone()
-        .list_possible_duplicates(with_token(
-            ListPossibleDuplicatesRequest::default(),
-            &index.admin,
-        ))
-        .await
-        .expect("review queue")
-        .into_inner();
-    assert_eq!(queue.items.len(), 1);
-    assert_eq!(queue.items[0].review_item_id, results[3].review_item_id);
+    let queue = index.review_queue().await;
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].review_item_id, results[3].review_item_id);
 
     // A later single registration sees the batch's persons.
     let after = index

@@ -161,18 +161,9 @@ async fn twins_are_not_auto_linked_but_queued_for_review() {
     );
     assert!(!second.review_item_id.is_empty());
 
-    let queue = index
-        .client
-        .clone()
-        .list_possible_duplicates(with_token(
-            ListPossibleDuplicatesRequest::default(),
-            &index.admin,
-        ))
-        .await
-        .expect("review queue")
-        .into_inner();
-    assert_eq!(queue.items.len(), 1);
-    let item = &queue.items[0];
+    let queue = index.review_queue().await;
+    assert_eq!(queue.len(), 1);
+    let item = &queue[0];
     assert_eq!(item.review_item_id, second.review_item_id);
     assert_eq!(
         item.candidates[0]
@@ -196,17 +187,8 @@ async fn twins_are_not_auto_linked_but_queued_for_review() {
         .await
         .expect("dismiss");
     assert!(dismissed.into_inner().dismissed_at.is_some());
-    let empty = index
-        .client
-        .clone()
-        .list_possible_duplicates(with_token(
-            ListPossibleDuplicatesRequest::default(),
-            &index.admin,
-        ))
-        .await
-        .expect("review queue")
-        .into_inner();
-    assert!(empty.items.is_empty());
+    let empty = index.review_queue().await;
+    assert!(empty.is_empty());
 }
 
 #[tokio::test]

@@ -108,6 +108,20 @@ impl Index {
             .map(tonic::Response::into_inner)
     }
 
+    /// The open review items, as an administrator sees them.
+    pub async fn review_queue(&self) -> Vec<PossibleDuplicate> {
+        self.client
+            .clone()
+            .list_possible_duplicates(with_token(
+                ListPossibleDuplicatesRequest::default(),
+                &self.admin,
+            ))
+            .await
+            .expect("review queue")
+            .into_inner()
+            .items
+    }
+
     pub async fn person(&self, person_id: &str) -> GetPersonResponse {
         self.client
             .clone()

@@ -300,6 +300,69 @@ async fn a_batch_carrying_more_relationships_than_one_consent_call_takes_forward
     assert!(dead_letters(&platform).await.is_empty());
 }
 
+/// First sights are registered in one RegisterPersons call; when the index
+/// refuses one of them, the others are still registered and committed and
+/// only the refused update is dead-lettered.
+#[tokio::test]
+async fn a_first_sight_the_index_refuses_leaves_its_batch_mates_registered() {
+    // One batch: it waits long enough for every update to arrive.
+    let platform = Platform::start_with(Options {
+        aggregator_overrides: vec![(
+            "MCR_RECORDS__INGEST__BATCH_LINGER_MS".to_owned(),
+            "2000".to_owned(),
+        )],
+        with_audit: false,
+    })
+    .await;
+    let first_sight = |local_id: &str, family: &str, birth_date: &str| {
+        // Distinct entries: one entry id and version would be one message id,
+        // and JetStream would drop the copies as duplicates.
+        medication(
+            HOSPITAL,
+            local_id,
+            &format!("med-{local_id}"),
+            1,
+            2,
+            "Paracetamol",
+        )
+        .demographics(demographics("", family, birth_date))
+        .build()
+        .unwrap()
+    };
+    let refused = first_sight("H-B", "Later", "2999-01-01");
+    publish_all(
+        &platform,
+        vec![
+            first_sight("H-A", "Early", "1970-05-05"),
+            refused.clone(),
+            first_sight("H-C", "Middle", "1980-06-06"),
+        ],
+    )
+    .await;
+    let letters = dead_letters(&platform).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].reason(), DeadLetterReason::PersonRejected);
+    assert_eq!(letters[0].original_message, refused.encode_to_vec());
+    let service = platform.service_token().await;
+    for (local_id, registered) in [("H-A", true), ("H-B", false), ("H-C", true)] {
+        let resolved = platform
+            .index_client()
+            .await
+            .resolve_local_identifier(with_token(
+                mcr_proto::patient_index::v1::ResolveLocalIdentifierRequest {
+                    local_identifier: Some(mcr_proto::common::v1::LocalIdentifier {
+                        organisation_code: HOSPITAL.to_owned(),
+                        system: "EPR".to_owned(),
+                        value: local_id.to_owned(),
+                    }),
+                },
+                &service,
+            ))
+            .await;
+        assert_eq!(resolved.is_ok(), registered, "{local_id}: {resolved:?}");
+    }
+}
+
 /// Batches commit two at a time, but their relationships reach consent in
 /// arrival order: the last update of a relationship is the one consent keeps.
 #[tokio::test]
