@@ -183,7 +183,14 @@ impl People {
                     ))
                 })
                 .collect(),
-            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+            // An index older than RegisterPersons answers UNIMPLEMENTED:
+            // one by one still works during a rolling upgrade.
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::InvalidArgument | tonic::Code::Unimplemented
+                ) =>
+            {
                 futures::stream::iter(registering.iter().cloned())
                     .map(|(key, demographics)| async move {
                         let resolution = self.register(&key, Some(demographics)).await?;

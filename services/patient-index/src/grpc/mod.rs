@@ -1,7 +1,7 @@
 //! The gRPC adapter: convert and validate, check the caller's scope, call the
 //! registry or curation, map errors.
 
-use std::collections::HashMap;
+mod registration;
 
 use mcr_auth::{Principal, PrincipalKind, principal, scopes};
 use mcr_proto::common::v1::{PageResponse, person_reference::Reference};
@@ -11,14 +11,11 @@ use mcr_runtime::paging::{next_page_token, parse_page};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::bulk::MAX_REGISTRATIONS;
 use crate::convert::{self, Reader, timestamp};
 use crate::curation::Curation;
-use crate::domain::{
-    self, DomainError, LocalIdentifier, NhsNumber, PersonDemographics, SearchQuery,
-};
+use crate::domain::{self, DomainError, LocalIdentifier, NhsNumber, SearchQuery};
 use crate::error::IndexError;
-use crate::registry::{Registered, Registry, decode_candidates, today};
+use crate::registry::{Registry, decode_candidates, today};
 use crate::store::{self, curation};
 
 /// Most items of one search page (the contract's limit).
@@ -46,40 +43,6 @@ fn reader(caller: &Principal) -> Reader {
         PrincipalKind::User => Reader::Professional,
         PrincipalKind::Service => Reader::Service,
     }
-}
-
-/// A user may register only their own organisation's identifiers; a
-/// service (the aggregator, registering for connectors) any organisation's.
-fn may_register(
-    caller: &Principal,
-    identifier: &LocalIdentifier,
-    item: &str,
-) -> Result<(), Status> {
-    if caller.kind == PrincipalKind::User
-        && caller.organisation_code != identifier.organisation_code
-    {
-        return Err(Status::permission_denied(format!(
-            "{item}you act for {}: a user may register only their own organisation's identifiers, not {}'s",
-            caller.organisation_code, identifier.organisation_code
-        )));
-    }
-    Ok(())
-}
-
-/// A registration's identifier and demographics, checked.
-fn checked_registration(
-    request: &RegisterPersonRequest,
-) -> Result<(LocalIdentifier, PersonDemographics), DomainError> {
-    let identifier =
-        LocalIdentifier::from_proto("local_identifier", request.local_identifier.as_ref())?;
-    let demographics = request
-        .demographics
-        .as_ref()
-        .ok_or_else(|| DomainError::invalid("demographics", "is required"))?;
-    Ok((
-        identifier,
-        PersonDemographics::from_proto(demographics, today())?,
-    ))
 }
 
 fn uuid(field: &'static str, value: &str) -> Result<Uuid, IndexError> {
@@ -118,39 +81,6 @@ impl PatientIndexApi {
             Vec::new()
         };
         convert::person(&row, &identifiers, &history, reader)
-    }
-
-    /// The responses to registrations, each candidate's person filled in
-    /// (one lookup for all of them).
-    async fn registration_responses(
-        &self,
-        registered: Vec<Registered>,
-        caller: &Principal,
-    ) -> Result<Vec<RegisterPersonResponse>, IndexError> {
-        let candidates: Vec<(Uuid, MatchCandidate)> = registered
-            .iter()
-            .flat_map(|registration| &registration.candidates)
-            .map(|(person, outcome)| (*person, outcome.to_proto_candidate()))
-            .collect();
-        let mut filled = self
-            .candidates_with_persons(candidates, Vec::new(), reader(caller))
-            .await?
-            .into_iter();
-        Ok(registered
-            .into_iter()
-            .map(|registration| RegisterPersonResponse {
-                person_id: registration.person_id.to_string(),
-                outcome: registration.outcome as i32,
-                candidates: filled
-                    .by_ref()
-                    .take(registration.candidates.len())
-                    .collect(),
-                review_item_id: registration
-                    .review_item_id
-                    .map(|id| id.to_string())
-                    .unwrap_or_default(),
-            })
-            .collect())
     }
 
     /// Fills each candidate's person in: at most two queries whatever the
@@ -255,56 +185,14 @@ impl PatientIndex for PatientIndexApi {
         &self,
         request: Request<RegisterPersonRequest>,
     ) -> Answer<RegisterPersonResponse> {
-        let caller = caller_with(&request, scopes::INDEX_WRITE)?;
-        let (identifier, demographics) =
-            checked_registration(request.get_ref()).map_err(IndexError::from)?;
-        may_register(&caller, &identifier, "")?;
-        let registered = self.registry.register(&identifier, &demographics).await?;
-        tracing::info!(person_id = %registered.person_id, outcome = ?registered.outcome, "registered local identifier");
-        let mut responses = self
-            .registration_responses(vec![registered], &caller)
-            .await?;
-        Ok(Response::new(responses.remove(0)))
+        self.register_one(request).await
     }
 
     async fn register_persons(
         &self,
         request: Request<RegisterPersonsRequest>,
     ) -> Answer<RegisterPersonsResponse> {
-        let caller = caller_with(&request, scopes::INDEX_WRITE)?;
-        let wanted = &request.get_ref().registrations;
-        if wanted.is_empty() || wanted.len() > MAX_REGISTRATIONS {
-            return Err(IndexError::invalid(
-                "registrations",
-                format!("give 1-{MAX_REGISTRATIONS} registrations"),
-            )
-            .into());
-        }
-        let mut items = Vec::with_capacity(wanted.len());
-        let mut first_of: HashMap<LocalIdentifier, usize> = HashMap::new();
-        for (index, registration) in wanted.iter().enumerate() {
-            let (identifier, demographics) =
-                checked_registration(registration).map_err(|error| {
-                    IndexError::invalid("registrations", format!("item {index}: {error}"))
-                })?;
-            may_register(&caller, &identifier, &format!("item {index}: "))?;
-            if let Some(first) = first_of.insert(identifier.clone(), index) {
-                return Err(IndexError::invalid(
-                    "registrations",
-                    format!("item {index} repeats the local_identifier of item {first}"),
-                )
-                .into());
-            }
-            items.push((identifier, demographics));
-        }
-        let registered = self.registry.register_many(&items).await?;
-        tracing::info!(
-            registrations = registered.len(),
-            "registered a batch of local identifiers"
-        );
-        Ok(Response::new(RegisterPersonsResponse {
-            results: self.registration_responses(registered, &caller).await?,
-        }))
+        self.register_batch(request).await
     }
 
     async fn get_person(&self, request: Request<GetPersonRequest>) -> Answer<GetPersonResponse> {
