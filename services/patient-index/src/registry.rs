@@ -187,12 +187,10 @@ impl Registry {
                     if let Some((person_id, _)) =
                         store::create_person(&self.pool, &registration, None).await?
                     {
-                        return Ok(Registered {
+                        return Ok(Registered::without_candidates(
                             person_id,
-                            outcome: proto::RegisterOutcome::Created,
-                            candidates: Vec::new(),
-                            review_item_id: None,
-                        });
+                            proto::RegisterOutcome::Created,
+                        ));
                     }
                 }
             }
