@@ -19,6 +19,9 @@ pub struct RecordsConfig {
     /// How long an assembled view stays in Redis, in seconds (a newer view
     /// version replaces it long before).
     pub cache_ttl_seconds: u64,
+    /// How much memory each process gives to the records it served
+    /// recently, in MiB (0: none; every view then comes from Redis).
+    pub memory_cache_mib: u64,
     /// Keys that seal cached views (`[records.cache_encryption]`).
     pub cache_encryption: CacheEncryptionConfig,
     /// The ingest consumer.
@@ -32,6 +35,7 @@ impl Default for RecordsConfig {
             consent_url: "http://127.0.0.1:50053".to_owned(),
             dependency_timeout_ms: 2_000,
             cache_ttl_seconds: 3_600,
+            memory_cache_mib: 64,
             cache_encryption: CacheEncryptionConfig::default(),
             ingest: IngestConfig::default(),
         }

@@ -141,6 +141,7 @@ impl McrService for RecordAggregatorService {
                             .map_err(StartupError::Service)?,
                     ),
                     building: Arc::new(Mutex::new(HashMap::new())),
+                    recent: views::RecentViews::new(config.memory_cache_mib * 1024 * 1024),
                 },
                 gatekeeper: access::Gatekeeper {
                     consent,

@@ -9,6 +9,11 @@
 //!
 //! Values are sealed ([`ViewCipher`]): Redis never holds record content in
 //! clear, and a value that does not open is a miss, rebuilt and re-sealed.
+//!
+//! In front of Redis, each process keeps the records it recently served
+//! ([`RecentViews`]), under the same (person, view version) key: a hot
+//! record skips the Redis round trip, the decryption and the decoding, and
+//! is never stale for the same reason the Redis copy is not.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,7 +33,8 @@ use crate::error::AggregatorError;
 use crate::store;
 use crate::view_cipher::ViewCipher;
 
-/// View cache lookups, by result (hit, miss, error).
+/// View cache lookups, by result (`memory`: this process still held it;
+/// `hit`: from Redis; `miss`; `error`: Redis unavailable or the value unreadable).
 pub const CACHE_METRIC: &str = "mcr_records_view_cache_total";
 /// Views assembled from PostgreSQL (a miss, or Redis unavailable).
 pub const BUILDS_METRIC: &str = "mcr_records_view_builds_total";
@@ -42,6 +48,84 @@ pub struct PersonRecord {
     pub view_version: u64,
     /// Newest first.
     pub entries: Vec<StoredEntry>,
+    /// Roughly what the record occupies in memory, in bytes.
+    weight: u64,
+}
+
+impl PersonRecord {
+    pub fn new(view_version: u64, entries: Vec<StoredEntry>) -> Self {
+        let text: usize = entries
+            .iter()
+            .map(|entry| {
+                entry.display_summary.len()
+                    + entry.resource_type.len()
+                    + entry.organisation_code.len()
+                    + entry.source_system.len()
+                    + entry.local_entry_id.len()
+                    + entry.group_key.len()
+                    + entry.fhir_resource_json.len()
+            })
+            .sum();
+        let weight = (text + entries.len() * std::mem::size_of::<StoredEntry>()) as u64;
+        Self {
+            view_version,
+            entries,
+            weight: weight.max(1),
+        }
+    }
+}
+
+/// Records recently served by this process, by (person, view version),
+/// bounded by their approximate size. A bumped version is a new key, so
+/// an entry is never stale; the outdated ones are simply evicted.
+#[derive(Clone)]
+pub struct RecentViews(
+    Option<Arc<quick_cache::sync::Cache<(Uuid, u64), Arc<PersonRecord>, RecordWeight>>>,
+);
+
+impl RecentViews {
+    /// Holds up to `capacity_bytes` of records; 0 keeps none.
+    pub fn new(capacity_bytes: u64) -> Self {
+        // Sized for records of ~100 KiB, the weight bound is what evicts.
+        let estimated_records = usize::try_from(capacity_bytes / 100_000)
+            .unwrap_or(usize::MAX)
+            .max(16);
+        Self((capacity_bytes > 0).then(|| {
+            Arc::new(quick_cache::sync::Cache::with_weighter(
+                estimated_records,
+                capacity_bytes,
+                RecordWeight,
+            ))
+        }))
+    }
+
+    fn get(&self, person: Uuid, version: u64) -> Option<Arc<PersonRecord>> {
+        self.0.as_ref()?.get(&(person, version))
+    }
+
+    fn keep(&self, person: Uuid, record: &Arc<PersonRecord>) {
+        if let Some(cache) = &self.0 {
+            cache.insert((person, record.view_version), Arc::clone(record));
+        }
+    }
+}
+
+impl std::fmt::Debug for RecentViews {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(cache) => write!(formatter, "RecentViews({} records)", cache.len()),
+            None => formatter.write_str("RecentViews(off)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordWeight;
+
+impl quick_cache::Weighter<(Uuid, u64), Arc<PersonRecord>> for RecordWeight {
+    fn weight(&self, _key: &(Uuid, u64), record: &Arc<PersonRecord>) -> u64 {
+        record.weight
+    }
 }
 
 type Building = Arc<OnceCell<Arc<PersonRecord>>>;
@@ -57,6 +141,8 @@ pub struct Views {
     /// Views being assembled in this process, so concurrent misses for one
     /// person build it once.
     pub building: Arc<Mutex<HashMap<(Uuid, u64), Building>>>,
+    /// Records this process served recently, checked before Redis.
+    pub recent: RecentViews,
 }
 
 /// What the cache holds for a person at their current view version.
@@ -77,6 +163,11 @@ impl Views {
     pub async fn lookup(&self, person: Uuid) -> Result<Lookup, AggregatorError> {
         let version = store::view_version(&self.pool, person).await?;
         tracing::Span::current().record("view_version", version);
+        if let Some(record) = self.recent.get(person, version) {
+            metrics::counter!(CACHE_METRIC, "result" => "memory").increment(1);
+            tracing::Span::current().record("cache", "memory");
+            return Ok(Lookup::Cached(record));
+        }
         let cached = self.cached(person, version).await;
         tracing::Span::current().record("cache", if cached.is_some() { "hit" } else { "miss" });
         Ok(cached.map_or(Lookup::Missing { version }, Lookup::Cached))
@@ -129,10 +220,8 @@ impl Views {
         metrics::counter!(BUILDS_METRIC).increment(1);
         let mut entries = store::entries_of(&self.pool, person).await?;
         sort_newest_first(&mut entries);
-        let record = Arc::new(PersonRecord {
-            view_version: version,
-            entries,
-        });
+        let record = Arc::new(PersonRecord::new(version, entries));
+        self.recent.keep(person, &record);
         self.store_in_cache(person, &record).await;
         Ok(record)
     }
@@ -189,14 +278,15 @@ impl Views {
             .open(&key, &sealed.ok_or(Miss::Absent)?)
             .map_err(Miss::Unopened)?;
         let view = CachedView::decode(bytes.as_slice()).map_err(Miss::Unreadable)?;
-        Ok(Arc::new(PersonRecord {
-            view_version: version,
-            entries: view
-                .entries
+        let record = Arc::new(PersonRecord::new(
+            version,
+            view.entries
                 .into_iter()
                 .filter_map(CachedEntry::into_entry)
                 .collect(),
-        }))
+        ));
+        self.recent.keep(person, &record);
+        Ok(record)
     }
 
     #[tracing::instrument(name = "redis.set view", skip_all, fields(db.system = "redis"))]
@@ -312,4 +402,58 @@ fn nanos(at: OffsetDateTime) -> i64 {
 
 fn from_nanos(nanos: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(version: u64, summary_bytes: usize) -> Arc<PersonRecord> {
+        let entry = StoredEntry {
+            entry_id: Uuid::now_v7(),
+            category: Category::TestResults,
+            effective_time: OffsetDateTime::UNIX_EPOCH,
+            display_summary: "x".repeat(summary_bytes),
+            resource_type: "Observation".to_owned(),
+            organisation_code: "RQW".to_owned(),
+            source_system: "EPR".to_owned(),
+            local_entry_id: "obs-1".to_owned(),
+            version: 1,
+            last_updated: OffsetDateTime::UNIX_EPOCH,
+            group_key: String::new(),
+            fhir_resource_json: "{}".to_owned(),
+        };
+        Arc::new(PersonRecord::new(version, vec![entry]))
+    }
+
+    #[test]
+    fn a_remembered_record_is_found_only_at_its_own_view_version() {
+        let recent = RecentViews::new(1024 * 1024);
+        let person = Uuid::now_v7();
+        recent.keep(person, &record(7, 10));
+        assert!(recent.get(person, 7).is_some());
+        assert!(recent.get(person, 8).is_none(), "a newer version is a miss");
+        assert!(recent.get(Uuid::now_v7(), 7).is_none());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_records_size_and_zero_keeps_nothing() {
+        let recent = RecentViews::new(64 * 1024);
+        let people: Vec<Uuid> = (0..8).map(|_| Uuid::now_v7()).collect();
+        for person in &people {
+            recent.keep(*person, &record(1, 20 * 1024));
+        }
+        let kept = people
+            .iter()
+            .filter(|person| recent.get(**person, 1).is_some())
+            .count();
+        assert!(
+            (1..=3).contains(&kept),
+            "64 KiB holds at most three 20 KiB records, held {kept}"
+        );
+
+        let off = RecentViews::new(0);
+        off.keep(people[0], &record(1, 10));
+        assert!(off.get(people[0], 1).is_none());
+    }
 }

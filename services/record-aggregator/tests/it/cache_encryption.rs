@@ -30,12 +30,16 @@ fn key(byte: u8) -> String {
     base64::engine::general_purpose::STANDARD.encode([byte; 32])
 }
 
-/// Settings for an aggregator holding `keys` (id, key byte) and sealing with `active`.
+/// Settings for an aggregator holding `keys` (id, key byte) and sealing
+/// with `active`, keeping no views in memory, so every read goes to Redis.
 fn key_settings(active: &str, keys: &[(&str, u8)]) -> Vec<(String, String)> {
-    let mut settings = vec![(
-        "MCR_RECORDS__CACHE_ENCRYPTION__ACTIVE_KEY_ID".to_owned(),
-        active.to_owned(),
-    )];
+    let mut settings = vec![
+        (
+            "MCR_RECORDS__CACHE_ENCRYPTION__ACTIVE_KEY_ID".to_owned(),
+            active.to_owned(),
+        ),
+        ("MCR_RECORDS__MEMORY_CACHE_MIB".to_owned(), "0".to_owned()),
+    ];
     for (id, byte) in keys {
         settings.push((
             format!("MCR_RECORDS__CACHE_ENCRYPTION__KEYS__{}", id.to_uppercase()),

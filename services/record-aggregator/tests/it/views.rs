@@ -568,3 +568,58 @@ async fn concurrent_misses_for_one_person_build_the_view_once() {
         "sixteen concurrent misses built the view {builds} times"
     );
 }
+
+#[tokio::test]
+async fn repeat_reads_come_from_memory_and_an_acked_update_is_seen_at_once() {
+    let (platform, person) = shared_record(Options::default()).await;
+    let clinician = platform
+        .professional("dr.repeat", HOSPITAL, Role::ClinicalPractitioner)
+        .await;
+    platform.allow(&person, HOSPITAL, &clinician).await;
+    assert_eq!(
+        read(&platform, &clinician, &person)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        2
+    );
+    let memory = "mcr_records_view_cache_total{result=\"memory\"}";
+    let served_before = counter(&platform, memory).await;
+    let builds_before = counter(&platform, "mcr_records_view_builds_total").await;
+    for _ in 0..3 {
+        let view = read(&platform, &clinician, &person).await.unwrap();
+        assert_eq!(view.entries.len(), 2);
+    }
+    assert_eq!(
+        counter(&platform, memory).await - served_before,
+        3.0,
+        "repeat reads are served from the aggregator's memory"
+    );
+    assert_eq!(
+        counter(&platform, "mcr_records_view_builds_total").await,
+        builds_before,
+        "and nothing is assembled again"
+    );
+
+    ingest(
+        &platform,
+        vec![
+            observation(HOSPITAL, "H1", "rqw-obs-3", 41, "Sodium 139")
+                .build()
+                .unwrap(),
+        ],
+    )
+    .await;
+    let view = read(&platform, &clinician, &person).await.unwrap();
+    assert_eq!(
+        view.entries.len(),
+        3,
+        "the acked update is shown, not the remembered view"
+    );
+    assert!(
+        view.entries
+            .iter()
+            .any(|entry| entry.display_summary == "Sodium 139")
+    );
+}
