@@ -334,11 +334,16 @@ impl RecordAggregatorApi {
         entry: &StoredEntry,
         with_resource: bool,
     ) -> CareRecordEntry {
-        let (summary, resource) = view.shown(entry);
         let mut message = self.plain_entry_message(entry).await;
-        message.display_summary = summary;
-        if with_resource {
-            message.fhir_resource_json = resource;
+        // Only a sensitive person's entries differ from what is stored, and
+        // only a Bundle or include_resources needs the resource: most views
+        // copy neither.
+        if with_resource || view.sensitive_withheld {
+            let (summary, resource) = view.shown(entry);
+            message.display_summary = summary;
+            if with_resource {
+                message.fhir_resource_json = resource;
+            }
         }
         message
     }
