@@ -67,14 +67,9 @@ pub struct Global {
     /// The credentials file [default: <config dir>/mcr/credentials.json].
     #[arg(long, global = true, env = "MCR_CREDENTIALS_FILE")]
     pub credentials: Option<PathBuf>,
-    /// NATS server (publish, demo).
-    #[arg(
-        long,
-        global = true,
-        env = "MCR_NATS__URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    pub nats_url: String,
+    /// NATS server, TLS and credentials (publish, demo).
+    #[command(flatten)]
+    pub nats: mcr_connector::connection::NatsConnection,
     /// Subject and stream namespace (tests and shared development servers).
     #[arg(long, global = true, env = "MCR_NATS__NAMESPACE", default_value = "")]
     pub namespace: String,

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod builder;
+pub mod connection;
 pub mod fhir_input;
 pub mod nhs_number;
 pub mod publisher;

@@ -86,10 +86,10 @@ impl NatsSecuritySettings {
         Ok(())
     }
 
-    async fn apply(
-        &self,
-        mut options: async_nats::ConnectOptions,
-    ) -> Result<async_nats::ConnectOptions, NatsError> {
+    /// Connection options carrying this TLS and these credentials, for
+    /// clients that connect their own way (the connector binaries, `mcr`).
+    pub async fn connect_options(&self) -> Result<async_nats::ConnectOptions, NatsError> {
+        let mut options = async_nats::ConnectOptions::new();
         let tls = &self.tls;
         if tls.require_tls {
             options = options.require_tls(true);
@@ -172,7 +172,7 @@ impl NatsBus {
         security: &NatsSecuritySettings,
         client_name: &str,
     ) -> Result<Self, NatsError> {
-        let options = security.apply(async_nats::ConnectOptions::new()).await?;
+        let options = security.connect_options().await?;
         let client = options
             .name(client_name)
             .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))

@@ -79,9 +79,9 @@ impl PersonRecord {
 /// bounded by their approximate size. A bumped version is a new key, so
 /// an entry is never stale; the outdated ones are simply evicted.
 #[derive(Clone)]
-pub struct RecentViews(
-    Option<Arc<quick_cache::sync::Cache<(Uuid, u64), Arc<PersonRecord>, RecordWeight>>>,
-);
+pub struct RecentViews(Option<Arc<RecentCache>>);
+
+type RecentCache = quick_cache::sync::Cache<(Uuid, u64), Arc<PersonRecord>, RecordWeight>;
 
 impl RecentViews {
     /// Holds up to `capacity_bytes` of records; 0 keeps none.

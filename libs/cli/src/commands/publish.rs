@@ -139,15 +139,11 @@ pub async fn run(context: &Context, arguments: PublishArgs) -> Result<(), CliErr
 
 /// A publisher on the NATS server of the global flags.
 pub async fn connect(context: &Context) -> Result<Publisher, CliError> {
-    let client = async_nats::ConnectOptions::new()
-        .name("mcr")
-        .connection_timeout(Duration::from_secs(5))
-        .connect(context.global.nats_url.as_str())
-        .await
-        .map_err(|error| CliError::Publish(format!(
-            "could not reach NATS at {}: {error}.\n  hint: start it with ./scripts/dev-stack, or give --nats-url",
-            context.global.nats_url
-        )))?;
+    let client = context.global.nats.connect("mcr").await.map_err(|error| {
+        CliError::Publish(format!(
+            "{error}.\n  hint: start it with ./scripts/dev-stack, or give --nats-url (and --nats-ca, --nats-user/--nats-password, --nats-token or --nats-credentials when it asks for them)"
+        ))
+    })?;
     let publisher = Publisher::new(async_nats::jetstream::new(client));
     Ok(if context.global.namespace.is_empty() {
         publisher

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use mcr_connector::connection::NatsConnection;
 use mcr_connector::fhir_input::{InputOptions, delete_update, updates_from_json};
 use mcr_connector::publisher::Publisher;
 use mcr_connector::validate::{category_from_token, category_token, is_organisation_code};
@@ -48,9 +49,8 @@ struct Arguments {
     /// which increases with every run.
     #[arg(long)]
     entry_version: Option<u64>,
-    /// NATS server.
-    #[arg(long, env = "MCR_NATS__URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    #[command(flatten)]
+    nats: NatsConnection,
     /// Subject and stream namespace (tests and shared development servers).
     #[arg(long, env = "MCR_NATS__NAMESPACE", default_value = "")]
     namespace: String,
@@ -218,12 +218,11 @@ fn read_inputs(files: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 async fn connect(arguments: &Arguments) -> anyhow::Result<Publisher> {
-    let client = async_nats::ConnectOptions::new()
-        .name("mcr-connector")
-        .connection_timeout(Duration::from_secs(5))
-        .connect(arguments.nats_url.as_str())
+    let client = arguments
+        .nats
+        .connect("mcr-connector")
         .await
-        .with_context(|| format!("nats is not reachable at {}", arguments.nats_url))?;
+        .map_err(anyhow::Error::msg)?;
     Ok(Publisher::new(async_nats::jetstream::new(client)).with_namespace(&arguments.namespace))
 }
 

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Context;
 use clap::Parser;
+use mcr_connector::connection::NatsConnection;
 use mcr_connector::publisher::{BatchReport, Publisher};
 use mcr_connector::synthetic::Region;
 use mcr_connector::validate::{category_token, validate_update};
@@ -29,9 +29,8 @@ struct Arguments {
     /// Seed: the same seed and size give the same region.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// NATS server.
-    #[arg(long, env = "MCR_NATS__URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    #[command(flatten)]
+    nats: NatsConnection,
     /// Subject and stream namespace (tests and shared development servers).
     #[arg(long, env = "MCR_NATS__NAMESPACE", default_value = "")]
     namespace: String,
@@ -146,12 +145,11 @@ async fn run(arguments: Arguments) -> anyhow::Result<Totals> {
 }
 
 async fn connect(arguments: &Arguments) -> anyhow::Result<Publisher> {
-    let client = async_nats::ConnectOptions::new()
-        .name("mcr-synth")
-        .connection_timeout(Duration::from_secs(5))
-        .connect(arguments.nats_url.as_str())
+    let client = arguments
+        .nats
+        .connect("mcr-synth")
         .await
-        .with_context(|| format!("nats is not reachable at {}", arguments.nats_url))?;
+        .map_err(anyhow::Error::msg)?;
     let publisher = Publisher::new(async_nats::jetstream::new(client))
         .with_namespace(&arguments.namespace)
         .with_max_in_flight(arguments.max_in_flight);

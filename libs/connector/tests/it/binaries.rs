@@ -13,8 +13,18 @@ struct Run {
 }
 
 async fn run(binary: &str, arguments: &[&str], stdin: &str) -> Run {
+    run_with(binary, arguments, &[], stdin).await
+}
+
+async fn run_with(
+    binary: &str,
+    arguments: &[&str],
+    environment: &[(&str, &str)],
+    stdin: &str,
+) -> Run {
     let mut child = Command::new(binary)
         .args(arguments)
+        .envs(environment.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -41,6 +51,10 @@ async fn stored(namespace: &str) -> u64 {
     let client = async_nats::connect("nats://127.0.0.1:4222")
         .await
         .unwrap_or_else(|error| panic!("{error}"));
+    stored_on(client, namespace).await
+}
+
+async fn stored_on(client: async_nats::Client, namespace: &str) -> u64 {
     let jetstream = async_nats::jetstream::new(client);
     let mut stream = jetstream
         .get_stream(format!("{namespace}_{RECORDS_STREAM}"))
@@ -93,6 +107,55 @@ async fn the_example_connector_publishes_a_bundle_from_stdin() {
     );
     assert_eq!(stored(&environment.id).await, 2);
     crate::remove_streams(&environment.id).await;
+}
+
+#[tokio::test]
+async fn the_example_connector_presents_the_nats_token_it_is_given_and_no_other() {
+    const TOKEN: &str = "connector-Tok3n";
+    let nats = mcr_testkit::servers::OwnedNats::start_with_token(TOKEN).await;
+    let url = nats.url();
+    let arguments = [
+        "--org",
+        "RQW",
+        "--system",
+        "PAS",
+        "--patient-id",
+        "PAS|H1",
+        "--nhs-number",
+        "943 476 5919",
+        "--namespace",
+        "auth",
+        "--ensure-streams",
+        "--nats-url",
+        &url,
+    ];
+    let connector = env!("CARGO_BIN_EXE_mcr-connector");
+    let without = run(connector, &arguments, BUNDLE).await;
+    assert!(!without.success, "no token, no connection");
+    assert!(
+        without
+            .stderr
+            .contains(&format!("could not reach NATS at {url}")),
+        "{}",
+        without.stderr
+    );
+    let wrong = run_with(
+        connector,
+        &arguments,
+        &[("MCR_NATS__TOKEN", "guess")],
+        BUNDLE,
+    )
+    .await;
+    assert!(!wrong.success, "a wrong token is refused");
+    assert!(!wrong.stderr.contains("guess"), "{}", wrong.stderr);
+
+    let published = run_with(connector, &arguments, &[("MCR_NATS__TOKEN", TOKEN)], BUNDLE).await;
+    assert!(published.success, "{}", published.stderr);
+    let client = async_nats::ConnectOptions::with_token(TOKEN.to_owned())
+        .connect(url.as_str())
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(stored_on(client, "auth").await, 2);
 }
 
 #[tokio::test]

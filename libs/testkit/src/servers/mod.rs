@@ -145,28 +145,43 @@ fn temporary_directory(name: &str) -> tempfile::TempDir {
 pub struct OwnedNats {
     server: Server,
     _store: tempfile::TempDir,
+    /// The token clients must present, when it requires one.
+    token: Option<String>,
 }
 
 impl OwnedNats {
     /// Starts `nats-server -js` on a spare port and waits until JetStream answers.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// As [`OwnedNats::start`], accepting only clients presenting `token`.
+    pub async fn start_with_token(token: &str) -> Self {
+        Self::start_with(Some(token.to_owned())).await
+    }
+
+    async fn start_with(token: Option<String>) -> Self {
         let store = temporary_directory("nats");
         let port = free_port();
+        let mut arguments = vec![
+            "-js".to_owned(),
+            "-a".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-p".to_owned(),
+            port.to_string(),
+            "-sd".to_owned(),
+            store.path().display().to_string(),
+        ];
+        if let Some(token) = &token {
+            arguments.extend(["--auth".to_owned(), token.clone()]);
+        }
         let mut server = Server {
             name: "nats-server",
             program: find_program(
                 "nats-server",
                 &["/usr/sbin/nats-server", "/usr/bin/nats-server"],
             ),
-            arguments: vec![
-                "-js".to_owned(),
-                "-a".to_owned(),
-                "127.0.0.1".to_owned(),
-                "-p".to_owned(),
-                port.to_string(),
-                "-sd".to_owned(),
-                store.path().display().to_string(),
-            ],
+            arguments,
             user: None,
             port,
             child: None,
@@ -175,6 +190,7 @@ impl OwnedNats {
         let mut nats = Self {
             server,
             _store: store,
+            token,
         };
         nats.wait_until_ready().await;
         nats
@@ -215,7 +231,11 @@ impl OwnedNats {
             // JetStream is enabled (older servers' replies may not parse as
             // this client's typed AccountInfo).
             let ready = async {
-                let client = async_nats::connect(self.url()).await.ok()?;
+                let options = match &self.token {
+                    Some(token) => async_nats::ConnectOptions::with_token(token.clone()),
+                    None => async_nats::ConnectOptions::new(),
+                };
+                let client = options.connect(self.url()).await.ok()?;
                 let reply = client.request("$JS.API.INFO", "".into()).await.ok()?;
                 let text = String::from_utf8_lossy(&reply.payload).into_owned();
                 (text.contains("account_info_response") && !text.contains("\"error\""))
