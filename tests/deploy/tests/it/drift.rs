@@ -112,6 +112,14 @@ fn check_service(manifests: &Manifests, spec: &ServiceSpec, problems: &mut Vec<S
         ("readinessProbe", vec![spec.grpc_service_name]),
         ("livenessProbe", vec!["", spec.grpc_service_name]),
     ] {
+        // With gRPC TLS on (components/grpc-tls), kubelet cannot speak gRPC
+        // health, and the probes ask the admin port's /healthz instead.
+        let http = &container[probe]["httpGet"];
+        if http["path"] == "/healthz"
+            && (http["port"] == "admin" || http["port"].as_u64() == Some(admin))
+        {
+            continue;
+        }
         let check = &container[probe]["grpc"];
         if check["port"].as_u64() != Some(grpc) {
             problem(format!("{probe} is not a gRPC probe on {grpc}"));

@@ -179,6 +179,24 @@ fn identity_and_each_caller_read_the_client_secret_from_the_same_secret() {
     }
 }
 
+/// Where components/grpc-tls mounts the Secret mcr-grpc-tls.
+const TLS_MOUNT: &str = "/etc/mcr-tls/";
+
+/// A directory holding what mcr-grpc-tls holds: tls.crt, tls.key, ca.crt.
+fn mounted_tls_files() -> tempfile::TempDir {
+    let directory = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["mcr-consent".to_owned()]).unwrap();
+    let certificate = certified.cert.pem();
+    for (file, contents) in [
+        ("tls.crt", certificate.clone()),
+        ("ca.crt", certificate),
+        ("tls.key", certified.signing_key.serialize_pem()),
+    ] {
+        std::fs::write(directory.path().join(file), contents).unwrap();
+    }
+    directory
+}
+
 #[test]
 fn the_shared_variables_of_every_overlay_load() {
     for name in mcr_deploy_tests::overlay_names().unwrap() {
@@ -194,11 +212,20 @@ fn the_shared_variables_of_every_overlay_load() {
                     .is_some_and(|map_name| map_name.starts_with("mcr-platform"))
             })
             .unwrap_or_else(|| panic!("{name}: no mcr-platform ConfigMap"));
+        let mounted = mounted_tls_files();
         let environment: HashMap<String, String> = platform["data"]
             .as_object()
             .unwrap()
             .iter()
-            .map(|(key, value)| (key.clone(), value.as_str().unwrap().to_owned()))
+            .map(|(key, value)| {
+                let value = value.as_str().unwrap();
+                // The Secret mcr-grpc-tls, as the pod would see it mounted.
+                let value = match value.strip_prefix(TLS_MOUNT) {
+                    Some(file) => mounted.path().join(file).display().to_string(),
+                    None => value.to_owned(),
+                };
+                (key.clone(), value)
+            })
             .collect();
         let settings = Settings::<<mcr_audit::AuditService as McrService>::Config>::load(
             &mcr_audit::AuditService::SPEC,
@@ -214,6 +241,31 @@ fn the_shared_variables_of_every_overlay_load() {
                 settings.runtime.telemetry.otlp_endpoint.is_some(),
                 "production exports traces"
             );
+            let grpc = &settings.runtime.grpc;
+            assert!(
+                grpc.tls
+                    .as_ref()
+                    .is_some_and(|tls| tls.client_ca_path.is_some()),
+                "production serves gRPC over mutual TLS"
+            );
+            assert!(
+                grpc.client_tls.require_tls && grpc.client_tls.cert_path.is_some(),
+                "and calls its peers over it, presenting a certificate"
+            );
+            for peer in [
+                "MCR_AUTH__IDENTITY_URL",
+                "MCR_CONSENT__PATIENT_INDEX_URL",
+                "MCR_RECORDS__PATIENT_INDEX_URL",
+                "MCR_RECORDS__CONSENT_URL",
+            ] {
+                assert!(
+                    environment
+                        .get(peer)
+                        .is_some_and(|url| url.starts_with("https://")),
+                    "{peer} must be https when TLS is required: {:?}",
+                    environment.get(peer)
+                );
+            }
         }
     }
 }
