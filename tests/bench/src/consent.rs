@@ -54,11 +54,12 @@ INSERT INTO opt_out (id, person_id, effective_from, body)
 
 /// After the facts (and fresh planner statistics): each person's row with
 /// the snapshot Decide reads, built by the same SQL function the service
-/// calls on every change.
+/// calls on every change (`consent_decision_facts_of`).
 const PERSONS_SQL: &str = "
 INSERT INTO consent_person (person_id, consent_version, updated_at, decision_facts)
-  SELECT md5('person-' || i)::uuid, 3, now(), consent_decision_facts(md5('person-' || i)::uuid)
-  FROM generate_series(1, $1) AS i
+  SELECT rebuilt.person_id, 3, now(), rebuilt.facts
+  FROM consent_decision_facts_of(
+         ARRAY(SELECT md5('person-' || i)::uuid FROM generate_series(1, $1) AS i)) AS rebuilt
 ";
 
 struct Target {

@@ -175,8 +175,9 @@ pub async fn append_changes(tx: &mut Tx, changes: &[ChangeRow]) -> Stored<()> {
 #[tracing::instrument(name = "db.refresh_decision_facts", skip_all, fields(persons = person_ids.len()))]
 pub async fn refresh_decision_facts(tx: &mut Tx, person_ids: &[Uuid]) -> Stored<()> {
     sqlx::query(
-        "UPDATE consent_person SET decision_facts = consent_decision_facts(person_id)
-         WHERE person_id = ANY($1)",
+        "UPDATE consent_person SET decision_facts = rebuilt.facts
+         FROM consent_decision_facts_of($1) AS rebuilt
+         WHERE consent_person.person_id = rebuilt.person_id",
     )
     .bind(person_ids)
     .execute(&mut **tx)
