@@ -80,22 +80,6 @@ pub struct NatsConnection {
     pub nats_credentials: Option<PathBuf>,
 }
 
-impl Default for NatsConnection {
-    fn default() -> Self {
-        Self {
-            nats_url: "nats://127.0.0.1:4222".to_owned(),
-            nats_require_tls: false,
-            nats_ca: None,
-            nats_cert: None,
-            nats_key: None,
-            nats_user: None,
-            nats_password: None,
-            nats_token: None,
-            nats_credentials: None,
-        }
-    }
-}
-
 impl NatsConnection {
     /// The TLS and credentials, as the services' settings hold them.
     pub fn security(&self) -> NatsSecuritySettings {
