@@ -141,7 +141,9 @@ impl McrService for RecordAggregatorService {
                             .map_err(StartupError::Service)?,
                     ),
                     building: Arc::new(Mutex::new(HashMap::new())),
-                    recent: views::RecentViews::new(config.memory_cache_mib * 1024 * 1024),
+                    recent: views::RecentViews::new(
+                        config.memory_cache_mib.saturating_mul(1024 * 1024),
+                    ),
                 },
                 gatekeeper: access::Gatekeeper {
                     consent,

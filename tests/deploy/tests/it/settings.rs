@@ -266,6 +266,24 @@ fn the_shared_variables_of_every_overlay_load() {
                     environment.get(peer)
                 );
             }
+            // The variables reach the services that call those peers.
+            let https = |url: &str| url.starts_with("https://");
+            let consent = Settings::<<mcr_consent::ConsentService as McrService>::Config>::load(
+                &mcr_consent::ConsentService::SPEC,
+                &environment,
+            )
+            .unwrap_or_else(|error| panic!("{name}: consent: {error}"));
+            assert!(https(&consent.service.patient_index_url));
+            let aggregator = Settings::<
+                <mcr_record_aggregator::RecordAggregatorService as McrService>::Config,
+            >::load(
+                &mcr_record_aggregator::RecordAggregatorService::SPEC,
+                &environment,
+            )
+            .unwrap_or_else(|error| panic!("{name}: record-aggregator: {error}"));
+            assert!(https(&aggregator.service.patient_index_url));
+            assert!(https(&aggregator.service.consent_url));
+            assert!(https(&aggregator.runtime.auth.identity_url));
         }
     }
 }
