@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::{AckKind, Message};
 use mcr_connector::stream::{dead_letter_stream_config, records_stream_config};
-use mcr_connector::validate::{
-    DEAD_LETTER_SUBJECT, Rejection, ValidUpdate, decode_and_validate_parsed,
-};
+use mcr_connector::validate::{DEAD_LETTER_SUBJECT, FhirJson, Rejection, decode_and_validate_with};
 use mcr_proto::patient_index::v1::Demographics;
 use mcr_proto::records::v1::{DeadLetter, DeadLetterReason, RecordOperation, RecordUpdate};
 use mcr_runtime::nats::NatsBus;
@@ -77,12 +75,13 @@ struct BatchOutcome {
     waiting: Vec<usize>,
 }
 
-/// A decoded, valid update and the message it came in.
+/// A decoded, valid update, the message it came in and the entry write it
+/// makes (which took the update's FHIR JSON: it is large, and only the
+/// write needs it).
 struct Accepted {
     message: Message,
     update: RecordUpdate,
-    /// The FHIR resource as validation parsed it (`None` for a delete).
-    resource: Option<serde_json::Value>,
+    write: EntryWrite,
     span: tracing::Span,
 }
 
@@ -186,13 +185,16 @@ impl Ingest {
                 continue;
             }
             let subject = self.unscoped_subject(&message.subject);
-            match decode_and_validate_parsed(&subject, &message.payload) {
-                Ok(ValidUpdate { update, resource }) => accepted.push(Accepted {
-                    message,
-                    update,
-                    resource,
-                    span,
-                }),
+            match decode_and_validate_with(&subject, &message.payload, entry_group_key) {
+                Ok((mut update, group_key)) => {
+                    let write = entry_write(&mut update, group_key);
+                    accepted.push(Accepted {
+                        message,
+                        update,
+                        write,
+                        span,
+                    });
+                }
                 Err(rejection) => self.dead_letter(&message, None, rejection).await,
             }
         }
@@ -251,7 +253,7 @@ impl Ingest {
     async fn commit(&self, accepted: &[Accepted]) -> Result<BatchOutcome, AggregatorError> {
         let mut wanted: HashMap<PatientKey, Option<Demographics>> = HashMap::new();
         for item in accepted {
-            let demographics = wanted.entry(patient_key(&item.update)).or_default();
+            let demographics = wanted.entry(item.write.patient.clone()).or_default();
             if demographics.is_none() {
                 demographics.clone_from(&item.update.demographics);
             }
@@ -262,15 +264,14 @@ impl Ingest {
         let mut waiting = Vec::new();
         // One write per entry: the highest version in the batch wins, as it
         // would have had the updates arrived in separate batches.
-        let mut writes: HashMap<uuid::Uuid, EntryWrite> = HashMap::new();
+        let mut writes: HashMap<uuid::Uuid, &EntryWrite> = HashMap::new();
         let mut persons = Vec::new();
         for (index, item) in accepted.iter().enumerate() {
-            let key = patient_key(&item.update);
-            match resolved.resolutions.get(&key) {
+            match resolved.resolutions.get(&item.write.patient) {
                 Some(Resolution::Person(person)) => {
                     persons.push(*person);
                     committed.push(index);
-                    let write = entry_write(&item.update, item.resource.as_ref(), key);
+                    let write = &item.write;
                     match writes.get(&write.entry_id) {
                         Some(existing) if existing.version >= write.version => {}
                         _ => {
@@ -287,7 +288,7 @@ impl Ingest {
                 }
             }
         }
-        let mut writes: Vec<EntryWrite> = writes.into_values().collect();
+        let mut writes: Vec<&EntryWrite> = writes.into_values().collect();
         // One lock order for every transaction, so concurrent batches never deadlock.
         writes.sort_unstable_by_key(|write| write.entry_id);
         let mut transaction = self.pool.begin().await?;
@@ -458,24 +459,24 @@ fn patient_key(update: &RecordUpdate) -> PatientKey {
     }
 }
 
-fn entry_write(
-    update: &RecordUpdate,
-    resource: Option<&serde_json::Value>,
-    patient: PatientKey,
-) -> EntryWrite {
-    let category = update.category();
-    let deleted = update.operation() == RecordOperation::Delete;
+/// The group key of a valid update (empty for a delete), computed while
+/// validation's parse of its resource is at hand.
+fn entry_group_key(update: &RecordUpdate, resource: Option<&FhirJson<'_>>) -> String {
     let effective_time = update.effective_time.as_ref().and_then(offset_date_time);
-    let key = match (deleted, effective_time, resource) {
-        (false, Some(at), Some(resource)) => group_key(
-            category,
+    match (update.operation(), effective_time, resource) {
+        (RecordOperation::Upsert, Some(at), Some(resource)) => group_key(
+            update.category(),
             &update.resource_type,
             at,
             resource,
             &update.display_summary,
         ),
         _ => String::new(),
-    };
+    }
+}
+
+/// The write `update` makes; it takes the update's FHIR JSON.
+fn entry_write(update: &mut RecordUpdate, group_key: String) -> EntryWrite {
     EntryWrite {
         entry_id: entry_id(
             &update.source_organisation_code,
@@ -485,14 +486,14 @@ fn entry_write(
         organisation_code: update.source_organisation_code.clone(),
         source_system: update.source_system.clone(),
         local_entry_id: update.local_entry_id.clone(),
-        patient,
+        patient: patient_key(update),
         version: i64::try_from(update.version).unwrap_or(i64::MAX),
-        deleted,
-        category,
-        effective_time,
+        deleted: update.operation() == RecordOperation::Delete,
+        category: update.category(),
+        effective_time: update.effective_time.as_ref().and_then(offset_date_time),
         resource_type: update.resource_type.clone(),
-        fhir_resource: update.fhir_resource_json.clone(),
+        fhir_resource: std::mem::take(&mut update.fhir_resource_json),
         display_summary: update.display_summary.clone(),
-        group_key: key,
+        group_key,
     }
 }

@@ -111,7 +111,7 @@ pub async fn link_people(
 #[tracing::instrument(name = "db.upsert entries", skip_all, fields(db.system = "postgresql", writes = writes.len()))]
 pub async fn write_entries(
     transaction: &mut Transaction<'_, Postgres>,
-    writes: &[EntryWrite],
+    writes: &[&EntryWrite],
 ) -> Result<u64, sqlx::Error> {
     let result = sqlx::query(
         "INSERT INTO entries (entry_id, organisation_code, source_system, local_entry_id,

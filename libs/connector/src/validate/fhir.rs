@@ -5,9 +5,14 @@
 //! This is not a full FHIR validator: it checks what the aggregator and the
 //! FHIR clients reading its Bundles rely on, so a resource that passes here
 //! is one they can use.
+//!
+//! The resource is parsed into a borrowed tree (strings point into the JSON
+//! text): every update on the ingest path is parsed here, and building an
+//! owned `serde_json::Value` (a heap string per key and value, a hash map per
+//! object) cost more than the rest of its validation.
 
 use mcr_proto::records::v1::DeadLetterReason;
-use serde_json::{Map, Value};
+use serde_json_borrow::{ObjectAsVec, Value};
 
 use super::{MAX_FHIR_JSON_DEPTH, Rejection, quoted};
 
@@ -245,25 +250,24 @@ fn invalid(text: impl Into<String>) -> Rejection {
 
 /// Checks `json` as one FHIR R4 resource of `resource_type` (already known
 /// to be accepted for the update's category); returns it parsed.
-pub(super) fn check_resource(resource_type: &str, json: &str) -> Result<Value, Rejection> {
+pub(super) fn check_resource<'json>(
+    resource_type: &str,
+    json: &'json str,
+) -> Result<Value<'json>, Rejection> {
     if json.is_empty() {
         return Err(invalid("fhir_resource_json is required for an upsert"));
     }
-    let value: Value = serde_json::from_str(json).map_err(describe_json_error)?;
+    let value: Value<'json> = serde_json::from_str(json).map_err(describe_json_error)?;
     let Value::Object(resource) = &value else {
         return Err(invalid(
             "fhir_resource_json must be a JSON object (one FHIR resource)",
         ));
     };
-    if depth(&value) > MAX_FHIR_JSON_DEPTH {
-        return Err(invalid(format!(
-            "fhir_resource_json nests deeper than {MAX_FHIR_JSON_DEPTH} levels"
-        )));
-    }
+    check_structure(&value)?;
     let Some(declared) = resource.get("resourceType") else {
         return Err(invalid("fhir_resource_json has no resourceType"));
     };
-    let Value::String(declared) = declared else {
+    let Some(declared) = declared.as_str() else {
         return Err(invalid("fhir_resource_json resourceType must be a string"));
     };
     if declared != resource_type {
@@ -291,7 +295,7 @@ pub(super) fn check_resource(resource_type: &str, json: &str) -> Result<Value, R
 
 fn check_rule(
     resource_type: &str,
-    resource: &Map<String, Value>,
+    resource: &ObjectAsVec<'_>,
     rule: Rule,
 ) -> Result<(), Rejection> {
     match rule {
@@ -299,7 +303,7 @@ fn check_rule(
         Choice(name, options) => {
             let present = options
                 .iter()
-                .filter(|option| resource.contains_key(**option))
+                .filter(|option| resource.contains_key(option))
                 .count();
             match present {
                 0 => Err(invalid(format!(
@@ -308,7 +312,7 @@ fn check_rule(
                 ))),
                 1 => options
                     .iter()
-                    .filter_map(|option| resource.get(*option).map(|value| (option, value)))
+                    .filter_map(|option| resource.get(option).map(|value| (option, value)))
                     .try_for_each(|(option, value)| {
                         check_element(resource_type, option, Some(value), Object)
                     }),
@@ -319,7 +323,7 @@ fn check_rule(
             }
         }
         EachItem(array, name, shape) => {
-            let Some(Value::Array(items)) = resource.get(array) else {
+            let Some(items) = resource.get(array).and_then(Value::as_array) else {
                 return Ok(());
             };
             items.iter().try_for_each(|item| {
@@ -334,7 +338,7 @@ fn check_rule(
 fn check_element(
     resource_type: &str,
     name: &str,
-    value: Option<&Value>,
+    value: Option<&Value<'_>>,
     shape: Shape,
 ) -> Result<(), Rejection> {
     let Some(value) = value else {
@@ -363,7 +367,7 @@ fn check_element(
 }
 
 /// FHIR `id`: 1-64 of A-Z, a-z, 0-9, '-' and '.'.
-fn is_fhir_id(value: &Value) -> bool {
+fn is_fhir_id(value: &Value<'_>) -> bool {
     value.as_str().is_some_and(|id| {
         (1..=64).contains(&id.len())
             && id
@@ -372,21 +376,48 @@ fn is_fhir_id(value: &Value) -> bool {
     })
 }
 
-/// Nesting depth of objects and arrays (a flat object is 1). Iterative, so
-/// it never recurses however the input is shaped.
-fn depth(value: &Value) -> usize {
-    let mut deepest = 0;
+/// Rejects nesting deeper than [`MAX_FHIR_JSON_DEPTH`] (a flat object is 1
+/// level) and an object naming one property twice: JSON parsers disagree on
+/// which of two values wins, so a FHIR client could read something other than
+/// what was checked here. Iterative, so it never recurses however the input
+/// is shaped.
+fn check_structure(value: &Value<'_>) -> Result<(), Rejection> {
     let mut pending = vec![(value, 1usize)];
     while let Some((current, level)) = pending.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match current {
-            Value::Object(map) => Box::new(map.values()),
+        let children: Box<dyn Iterator<Item = &Value<'_>>> = match current {
+            Value::Object(object) => {
+                if repeats_a_key(object) {
+                    return Err(invalid(
+                        "fhir_resource_json has an object that names one property twice",
+                    ));
+                }
+                Box::new(object.values())
+            }
             Value::Array(items) => Box::new(items.iter()),
             _ => continue,
         };
-        deepest = deepest.max(level);
+        if level > MAX_FHIR_JSON_DEPTH {
+            return Err(invalid(format!(
+                "fhir_resource_json nests deeper than {MAX_FHIR_JSON_DEPTH} levels"
+            )));
+        }
         pending.extend(children.map(|child| (child, level + 1)));
     }
-    deepest
+    Ok(())
+}
+
+fn repeats_a_key(object: &ObjectAsVec<'_>) -> bool {
+    // FHIR objects are small: comparing pairs costs less than allocating,
+    // until a (hostile) object is large enough for the square to matter.
+    if object.len() <= 32 {
+        return object
+            .keys()
+            .enumerate()
+            .any(|(index, key)| object.keys().skip(index + 1).any(|other| other == key));
+    }
+    let mut keys: Vec<&str> = object.keys().collect();
+    keys.sort_unstable();
+    keys.windows(2).any(|pair| pair[0] == pair[1])
 }
 
 /// A JSON error as a sentence with its position, never the offending text.

@@ -54,6 +54,52 @@ fn the_fhir_json_must_be_one_object_of_bounded_depth() {
 }
 
 #[test]
+fn a_property_named_twice_in_one_object_is_refused() {
+    // Parsers disagree on which of two values wins: a FHIR client could
+    // otherwise read a resourceType or status other than the one checked.
+    let valid = valid_update();
+    let with_json = |json: String| {
+        let mut update = valid.clone();
+        update.fhir_resource_json = json;
+        update
+    };
+    let with_extension = |extension: &str| {
+        let resource = valid.fhir_resource_json.trim_end();
+        let body = resource.strip_suffix('}').unwrap_or(resource);
+        with_json(format!("{body},\"extension\":{extension}}}"))
+    };
+    let once = with_extension(r#"[{"url":"a","valueString":"b"}]"#);
+    assert_eq!(validate_update_at(&once, NOW), Ok(()));
+    for extension in [
+        r#"[{"url":"a","url":"b"}]"#,
+        r#"[{"url":"a","valueString":"b","valueString":"c"}]"#,
+    ] {
+        assert_rejected(
+            &with_extension(extension),
+            DeadLetterReason::InvalidFhirResource,
+            "names one property twice",
+        );
+    }
+    let wide: String = (0..100)
+        .map(|n| format!("\"k{n}\":1,"))
+        .chain(std::iter::once("\"k7\":2".to_owned()))
+        .collect();
+    assert_rejected(
+        &with_extension(&format!("[{{{wide}}}]")),
+        DeadLetterReason::InvalidFhirResource,
+        "names one property twice",
+    );
+    let top = valid
+        .fhir_resource_json
+        .replacen('{', r#"{"resourceType":"Patient","#, 1);
+    assert_rejected(
+        &with_json(top),
+        DeadLetterReason::InvalidFhirResource,
+        "names one property twice",
+    );
+}
+
+#[test]
 fn each_resource_type_needs_its_r4_required_elements() {
     let subject = json!({"reference": "Patient/1"});
     let concept = json!({"text": "something"});

@@ -32,6 +32,9 @@ use mcr_proto::records::v1::{
     CarriedCareRelationship, DeadLetterReason, RecordOperation, RecordUpdate,
 };
 use prost::Message;
+/// A FHIR resource as validation parsed it: a tree borrowing its strings
+/// from the JSON text.
+pub use serde_json_borrow::Value as FhirJson;
 
 /// The largest message accepted on the records subjects (1 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -142,21 +145,18 @@ pub fn accepted_resource_types(category: Category) -> &'static [&'static str] {
 /// match the update's, then [`validate_update`]. `subject` is the unscoped
 /// subject (the aggregator strips its namespace prefix first).
 pub fn decode_and_validate(subject: &str, payload: &[u8]) -> Result<RecordUpdate, Rejection> {
-    decode_and_validate_parsed(subject, payload).map(|valid| valid.update)
+    decode_and_validate_with(subject, payload, |_, _| ()).map(|(update, ())| update)
 }
 
-/// A valid update and its FHIR resource, parsed once by validation (absent
-/// for a delete), so a consumer need not parse it again.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidUpdate {
-    /// The decoded update.
-    pub update: RecordUpdate,
-    /// Its `fhir_resource_json`, parsed (`None` for a delete).
-    pub resource: Option<serde_json::Value>,
-}
-
-/// [`decode_and_validate`], keeping the resource validation parsed.
-pub fn decode_and_validate_parsed(subject: &str, payload: &[u8]) -> Result<ValidUpdate, Rejection> {
+/// [`decode_and_validate`], also handing the upsert's resource as validation
+/// parsed it (`None` for a delete) to `derive`, so a consumer that needs
+/// something from the resource does not parse it a second time. The parsed
+/// tree borrows from the update, hence the callback.
+pub fn decode_and_validate_with<T>(
+    subject: &str,
+    payload: &[u8],
+    derive: impl FnOnce(&RecordUpdate, Option<&FhirJson<'_>>) -> T,
+) -> Result<(RecordUpdate, T), Rejection> {
     if payload.len() > MAX_MESSAGE_BYTES {
         return Err(Rejection::new(
             DeadLetterReason::TooLarge,
@@ -174,7 +174,9 @@ pub fn decode_and_validate_parsed(subject: &str, payload: &[u8]) -> Result<Valid
     })?;
     check_subject(subject, &update)?;
     let resource = validated_resource_at(&update, now_seconds())?;
-    Ok(ValidUpdate { update, resource })
+    let derived = derive(&update, resource.as_ref());
+    drop(resource);
+    Ok((update, derived))
 }
 
 fn check_subject(subject: &str, update: &RecordUpdate) -> Result<(), Rejection> {
@@ -251,7 +253,7 @@ pub fn validate_update_at(update: &RecordUpdate, now_seconds: i64) -> Result<(),
 fn validated_resource_at(
     update: &RecordUpdate,
     now_seconds: i64,
-) -> Result<Option<serde_json::Value>, Rejection> {
+) -> Result<Option<FhirJson<'_>>, Rejection> {
     check_text("message_id", &update.message_id, MAX_MESSAGE_ID_CHARS)?;
     if !is_organisation_code(&update.source_organisation_code) {
         return Err(Rejection::field(
@@ -399,7 +401,7 @@ fn check_upsert(
     update: &RecordUpdate,
     category: Category,
     now_seconds: i64,
-) -> Result<serde_json::Value, Rejection> {
+) -> Result<FhirJson<'_>, Rejection> {
     let Some(effective_time) = &update.effective_time else {
         return Err(Rejection::field("effective_time is required for an upsert"));
     };

@@ -358,20 +358,28 @@ fn decoding_checks_size_then_form_then_subject() {
     let bytes = update.encode_to_vec();
     assert_eq!(decode_and_validate(&subject, &bytes), Ok(update.clone()));
 
-    let parsed = decode_and_validate_parsed(&subject, &bytes).expect("valid");
+    let as_parsed = |update: &RecordUpdate, resource: Option<&FhirJson<'_>>| {
+        (
+            update.local_entry_id.clone(),
+            resource.map(serde_json::Value::from),
+        )
+    };
+    let (decoded, (entry, parsed)) =
+        decode_and_validate_with(&subject, &bytes, as_parsed).expect("valid");
     let resource: serde_json::Value =
         serde_json::from_str(&update.fhir_resource_json).expect("the fixture is JSON");
+    assert_eq!(decoded, update);
     assert_eq!(
-        parsed.resource,
-        Some(resource),
-        "the upsert's resource, parsed once"
+        entry, update.local_entry_id,
+        "derive sees the decoded update"
     );
+    assert_eq!(parsed, Some(resource), "the upsert's resource, parsed once");
     let mut delete = update.clone();
     delete.operation = RecordOperation::Delete as i32;
     delete.fhir_resource_json.clear();
-    let parsed =
-        decode_and_validate_parsed(&subject, &delete.encode_to_vec()).expect("valid delete");
-    assert_eq!(parsed.resource, None, "a delete carries no resource");
+    let (_, (_, parsed)) = decode_and_validate_with(&subject, &delete.encode_to_vec(), as_parsed)
+        .expect("valid delete");
+    assert_eq!(parsed, None, "a delete carries no resource");
 
     let too_large = vec![0u8; MAX_MESSAGE_BYTES + 1];
     let rejection = decode_and_validate(&subject, &too_large).err();

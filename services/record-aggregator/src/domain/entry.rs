@@ -1,8 +1,8 @@
 //! A provider entry as the aggregator keeps it: its stable id, and the key
 //! that groups the same fact reported by two providers.
 
+use mcr_connector::validate::FhirJson;
 use mcr_proto::common::v1::Category;
-use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -44,7 +44,7 @@ pub fn group_key(
     category: Category,
     resource_type: &str,
     effective_time: OffsetDateTime,
-    resource: &Value,
+    resource: &FhirJson<'_>,
     display_summary: &str,
 ) -> String {
     let when = if resource_type == "Appointment" {
@@ -62,7 +62,7 @@ pub fn group_key(
 }
 
 /// `system|code` of the first coding of the resource's main concept.
-fn primary_coding(resource: &Value) -> Option<String> {
+fn primary_coding(resource: &FhirJson<'_>) -> Option<String> {
     const CONCEPT_FIELDS: &[&str] = &[
         "code",
         "medicationCodeableConcept",
@@ -72,14 +72,19 @@ fn primary_coding(resource: &Value) -> Option<String> {
         "type",
         "category",
     ];
+    let resource = resource.as_object()?;
     CONCEPT_FIELDS.iter().find_map(|field| {
-        let concept = match resource.get(*field)? {
-            Value::Array(concepts) => concepts.first()?,
+        let concept = match resource.get(field)? {
+            FhirJson::Array(concepts) => concepts.first()?,
             concept => concept,
         };
-        let coding = concept.get("coding")?.as_array()?.first()?;
+        let coding = concept.as_object()?.get("coding")?.as_array()?.first()?;
+        let coding = coding.as_object()?;
         let code = coding.get("code")?.as_str()?;
-        let system = coding.get("system").and_then(Value::as_str).unwrap_or("");
+        let system = coding
+            .get("system")
+            .and_then(FhirJson::as_str)
+            .unwrap_or("");
         Some(format!("{system}|{code}"))
     })
 }
@@ -97,6 +102,10 @@ mod tests {
     use serde_json::json;
     use time::macros::datetime;
 
+    fn parsed(json: &str) -> FhirJson<'_> {
+        serde_json::from_str(json).expect("test JSON")
+    }
+
     #[test]
     fn entry_ids_are_stable_and_distinct_per_source_key() {
         let id = entry_id("RQW", "PAS", "E1");
@@ -109,9 +118,12 @@ mod tests {
     #[test]
     fn the_same_coded_medication_from_two_providers_shares_a_group_key() {
         let gp = json!({"resourceType": "MedicationStatement", "medicationCodeableConcept":
-            {"coding": [{"system": "http://snomed.info/sct", "code": "323510009"}]}});
+            {"coding": [{"system": "http://snomed.info/sct", "code": "323510009"}]}})
+        .to_string();
         let hospital = json!({"resourceType": "MedicationStatement", "medicationCodeableConcept":
-            {"coding": [{"system": "http://snomed.info/sct", "code": "323510009", "display": "Amoxicillin"}]}});
+            {"coding": [{"system": "http://snomed.info/sct", "code": "323510009", "display": "Amoxicillin"}]}})
+        .to_string();
+        let (gp, hospital) = (parsed(&gp), parsed(&hospital));
         let morning = datetime!(2026-03-01 09:00 UTC);
         let evening = datetime!(2026-03-01 18:30 UTC);
         let key = |resource, at, summary| {
@@ -136,7 +148,7 @@ mod tests {
 
     #[test]
     fn uncoded_entries_group_on_their_normalised_summary_and_appointments_on_the_minute() {
-        let empty = json!({});
+        let empty = parsed("{}");
         let at = datetime!(2026-05-04 10:15 UTC);
         assert_eq!(
             group_key(
