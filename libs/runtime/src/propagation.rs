@@ -98,6 +98,16 @@ pub fn context_from_nats(headers: &async_nats::HeaderMap) -> Context {
     TraceContextPropagator::new().extract(&NatsHeaderExtractor(headers))
 }
 
+/// Links `span` to the trace a NATS message carries, if any: how a span
+/// that handles a batch of messages shows where each came from (a span has
+/// one parent, a batch many origins).
+pub fn link_to_nats_message(span: &tracing::Span, headers: &async_nats::HeaderMap) {
+    let origin = context_from_nats(headers).span().span_context().clone();
+    if origin.is_valid() {
+        span.add_link(origin);
+    }
+}
+
 /// The current span's trace id as 32 hex digits, or `None` outside any trace.
 pub fn current_trace_id() -> Option<String> {
     let context = tracing::Span::current().context();

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::{AckKind, Message, stream};
-use futures::StreamExt;
 use mcr_connector::validate::DEAD_LETTER_SUBJECT;
 use mcr_proto::common::v1::LocalIdentifier;
 use mcr_proto::consent::v1::ConsentChanged;
@@ -23,7 +22,6 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::error::AggregatorError;
@@ -31,6 +29,13 @@ use crate::store::{self, PatientKey};
 
 /// Views invalidated, by the event that caused it.
 pub const INVALIDATIONS_METRIC: &str = "mcr_records_view_invalidations_total";
+
+/// At most this many events are taken at once, waiting at most
+/// [`EVENT_LINGER`] for them: consent changes come in bursts (one per care
+/// relationship an ingest batch forwards), and bumping each person's view in
+/// its own statement cost a synced commit per event.
+const EVENT_BATCH: usize = 500;
+const EVENT_LINGER: Duration = Duration::from_millis(5);
 
 /// Which events a follower consumes.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +60,16 @@ impl Source {
             Self::Consent => "record-aggregator-consent-events",
         }
     }
+}
+
+/// What becomes of one event's message.
+enum Settlement {
+    /// Applied: acked, counted under this event kind.
+    Applied(&'static str),
+    /// Not an event we can read: dead-lettered, never retried.
+    Malformed(String),
+    /// Not applied now: redelivered.
+    Retry,
 }
 
 /// Why an event was not applied.
@@ -110,50 +125,71 @@ impl Follower {
             Err(error) => return error.to_string(),
         };
         attached.store(true, Ordering::Release);
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(message) => self.handle(message).await,
-                Err(error) => return error.to_string(),
+        loop {
+            let (batch, failure) =
+                mcr_runtime::nats::next_batch(&mut messages, EVENT_BATCH, EVENT_LINGER).await;
+            if !batch.is_empty() {
+                self.handle(batch).await;
+            }
+            if let Some(reason) = failure {
+                return reason;
             }
         }
-        "the event stream ended".to_owned()
     }
 
-    async fn handle(&self, message: Message) {
-        let subject = message.subject.to_string();
-        let span = tracing::info_span!("records.invalidate", messaging.system = "nats", messaging.destination.name = %subject);
-        if let Some(headers) = &message.headers {
-            let _ = span.set_parent(mcr_runtime::propagation::context_from_nats(headers));
+    /// Applies a batch of events, each acked, dead-lettered or nak'd. The
+    /// batch's span links to each event's trace (a span has one parent; a
+    /// batch serves many).
+    async fn handle(&self, batch: Vec<Message>) {
+        let span = tracing::info_span!(
+            "records.invalidate",
+            messaging.system = "nats",
+            messaging.consumer.group.name = self.source.consumer(),
+            messaging.batch.message_count = batch.len()
+        );
+        for headers in batch.iter().filter_map(|message| message.headers.as_ref()) {
+            mcr_runtime::propagation::link_to_nats_message(&span, headers);
         }
         // Instrumented, not entered: a guard held across the awaits below
         // would leave the span current on the worker thread for other tasks.
         async {
-            let outcome = match self.source {
-                Source::PatientIndex => self.apply_index_event(&subject, &message.payload).await,
-                Source::Consent => self.apply_consent_event(&message.payload).await,
-            };
-            let ack = match outcome {
-                Ok(kind) => {
-                    metrics::counter!(INVALIDATIONS_METRIC, "event" => kind).increment(1);
-                    message.ack().await
+            match self.source {
+                // Merges and relinks are rare, and each moves identifiers
+                // the next may move again: one transaction each, in order.
+                Source::PatientIndex => {
+                    for message in batch {
+                        let outcome = self
+                            .apply_index_event(&message.subject, &message.payload)
+                            .await;
+                        self.settle(&message, settlement(outcome)).await;
+                    }
                 }
-                Err(Failure::Malformed(reason)) => {
-                    self.dead_letter(&message, reason).await;
-                    message.ack_with(AckKind::Term).await
-                }
-                Err(Failure::Transient(error)) => {
-                    tracing::warn!(%error, "applying an event failed; it will be redelivered");
-                    message
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                        .await
-                }
-            };
-            if let Err(error) = ack {
-                tracing::warn!(%error, "acking an event failed; its redelivery is harmless");
+                Source::Consent => self.apply_consent_events(batch).await,
             }
         }
         .instrument(span)
         .await;
+    }
+
+    async fn settle(&self, message: &Message, settlement: Settlement) {
+        let ack = match settlement {
+            Settlement::Applied(kind) => {
+                metrics::counter!(INVALIDATIONS_METRIC, "event" => kind).increment(1);
+                message.ack().await
+            }
+            Settlement::Malformed(reason) => {
+                self.dead_letter(message, reason).await;
+                message.ack_with(AckKind::Term).await
+            }
+            Settlement::Retry => {
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await
+            }
+        };
+        if let Err(error) = ack {
+            tracing::warn!(%error, "acking an event failed; its redelivery is harmless");
+        }
     }
 
     async fn apply_index_event(
@@ -204,14 +240,38 @@ impl Follower {
         Ok(kind)
     }
 
-    async fn apply_consent_event(&self, payload: &[u8]) -> Result<&'static str, Failure> {
-        let event = ConsentChanged::decode(payload)
-            .map_err(|error| Failure::Malformed(format!("undecodable consent event: {error}")))?;
-        let person = person(&event.person_id)?;
-        store::bump_views(&self.pool, &[person])
+    /// Bumps the views of every person the batch's consent changes name,
+    /// in one statement.
+    async fn apply_consent_events(&self, batch: Vec<Message>) {
+        let mut readable = Vec::with_capacity(batch.len());
+        let mut persons = Vec::with_capacity(batch.len());
+        for message in batch {
+            match changed_person(&message.payload) {
+                Ok(person) => {
+                    persons.push(person);
+                    readable.push(message);
+                }
+                Err(failure) => self.settle(&message, settlement(Err(failure))).await,
+            }
+        }
+        if readable.is_empty() {
+            return;
+        }
+        let bumped = store::bump_views(&self.pool, &persons)
             .await
-            .map_err(|error| Failure::Transient(error.into()))?;
-        Ok("consent_changed")
+            .map(|()| "consent_changed")
+            .map_err(|error| Failure::Transient(error.into()));
+        let applied = bumped.is_ok();
+        let mut outcome = Some(bumped);
+        for message in &readable {
+            // The first settlement logs a failure; the rest only retry.
+            let settled = match outcome.take() {
+                Some(outcome) => settlement(outcome),
+                None if applied => Settlement::Applied("consent_changed"),
+                None => Settlement::Retry,
+            };
+            self.settle(message, settled).await;
+        }
     }
 
     async fn dead_letter(&self, message: &Message, reason: String) {
@@ -239,6 +299,26 @@ impl Follower {
             tracing::error!(%error, "a malformed event could not be dead-lettered; it is dropped after logging");
         }
     }
+}
+
+/// What becomes of an event applied with `outcome` (a failure to apply is
+/// logged here, once).
+fn settlement(outcome: Result<&'static str, Failure>) -> Settlement {
+    match outcome {
+        Ok(kind) => Settlement::Applied(kind),
+        Err(Failure::Malformed(reason)) => Settlement::Malformed(reason),
+        Err(Failure::Transient(error)) => {
+            tracing::warn!(%error, "applying events failed; they will be redelivered");
+            Settlement::Retry
+        }
+    }
+}
+
+/// The person a consent change names.
+fn changed_person(payload: &[u8]) -> Result<Uuid, Failure> {
+    let event = ConsentChanged::decode(payload)
+        .map_err(|error| Failure::Malformed(format!("undecodable consent event: {error}")))?;
+    person(&event.person_id)
 }
 
 fn person(id: &str) -> Result<Uuid, Failure> {

@@ -4,10 +4,9 @@
 use mcr_connector::validate::subject_for;
 use mcr_proto::common::v1::{Category, Role};
 use mcr_proto::consent::v1::{CareRelationship, CareRelationshipType, GetConsentSummaryRequest};
-use mcr_proto::patient_index::v1::MergePersonsRequest;
 use mcr_proto::records::v1::{DeadLetterReason, RecordUpdate};
 use mcr_testkit_identity::with_token;
-use mcr_testkit_platform::{Options, Platform, local_person, person_id};
+use mcr_testkit_platform::{Options, Platform, local_person};
 use prost::Message;
 
 use crate::support::*;
@@ -117,17 +116,6 @@ async fn a_delete_removes_the_entry_and_a_late_older_upsert_cannot_bring_it_back
     platform.allow(&person, HOSPITAL, &clinician).await;
     let view = read(&platform, &clinician, &person).await.unwrap();
     assert_eq!(summaries(&view), ["Sodium 140"]);
-}
-
-/// Publishes raw bytes on `subject` (unscoped), bypassing the connector's checks.
-async fn publish_raw(platform: &Platform, subject: &str, payload: Vec<u8>) {
-    platform
-        .jetstream()
-        .publish(platform.environment().subject(subject), payload.into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -437,83 +425,4 @@ async fn an_update_that_overtakes_its_persons_registration_waits_for_it() {
     let mut shown = summaries(&view);
     shown.sort_unstable();
     assert_eq!(shown, ["Ramipril 5mg", "Sodium 139 mmol/L"]);
-}
-
-#[tokio::test]
-async fn a_merge_brings_the_merged_persons_entries_into_the_survivors_view() {
-    let platform = Platform::start().await;
-    let hospital_copy = medication(HOSPITAL, "H6", "med-1", 1, 2, "Metformin 500mg")
-        .demographics(demographics("9434765919", "Nash", "1970-03-03"))
-        .build()
-        .unwrap();
-    let gp_copy: RecordUpdate = observation(GP, "G6", "obs-1", 3, "HbA1c 48")
-        .demographics(demographics("", "Quill", "1955-11-11"))
-        .build()
-        .unwrap();
-    ingest(&platform, vec![hospital_copy, gp_copy]).await;
-    let mut index = platform.index_client().await;
-    let service = platform.service_token().await;
-    let resolve = |organisation: &'static str, value: &'static str| {
-        let mut index = index.clone();
-        let service = service.clone();
-        async move {
-            index
-                .resolve_local_identifier(with_token(
-                    mcr_proto::patient_index::v1::ResolveLocalIdentifierRequest {
-                        local_identifier: Some(mcr_proto::common::v1::LocalIdentifier {
-                            organisation_code: organisation.to_owned(),
-                            system: "EPR".to_owned(),
-                            value: value.to_owned(),
-                        }),
-                    },
-                    &service,
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .person_id
-        }
-    };
-    let survivor = resolve(HOSPITAL, "H6").await;
-    let merged = resolve(GP, "G6").await;
-    assert_ne!(survivor, merged, "different demographics make two persons");
-
-    let clinician = platform
-        .professional("dr.merge", HOSPITAL, Role::ClinicalPractitioner)
-        .await;
-    let person = person_id(&survivor);
-    platform.allow(&person, HOSPITAL, &clinician).await;
-    assert_eq!(
-        summaries(&read(&platform, &clinician, &person).await.unwrap()),
-        ["Metformin 500mg"]
-    );
-
-    let admin = platform
-        .professional("index.admin", "MCR001", Role::SystemAdministrator)
-        .await;
-    index
-        .merge_persons(with_token(
-            MergePersonsRequest {
-                surviving_person_id: survivor.clone(),
-                merged_person_id: merged,
-                reason: "the same patient registered twice".to_owned(),
-                review_item_id: String::new(),
-            },
-            &admin,
-        ))
-        .await
-        .expect("the merge");
-    let deadline = tokio::time::Instant::now() + TIME;
-    loop {
-        let view = read(&platform, &clinician, &person).await.unwrap();
-        if summaries(&view) == ["HbA1c 48", "Metformin 500mg"] {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the merge never reached the view: {:?}",
-            summaries(&view)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }

@@ -8,6 +8,7 @@ mod cache_encryption;
 mod fhir;
 mod hostile;
 mod ingest;
+mod invalidation;
 mod support;
 mod views;
 

@@ -165,3 +165,14 @@ pub async fn audit_events(platform: &Platform) -> Vec<AuditEvent> {
 pub async fn dead_letters(platform: &Platform) -> Vec<DeadLetter> {
     stream_messages(platform, "MCR_RECORDS_DEADLETTER").await
 }
+
+/// Publishes raw bytes on `subject` (unscoped), bypassing the connector's checks.
+pub async fn publish_raw(platform: &Platform, subject: &str, payload: Vec<u8>) {
+    platform
+        .jetstream()
+        .publish(platform.environment().subject(subject), payload.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
