@@ -98,13 +98,22 @@ pub fn context_from_nats(headers: &async_nats::HeaderMap) -> Context {
     TraceContextPropagator::new().extract(&NatsHeaderExtractor(headers))
 }
 
+/// The trace a NATS message carries, if it carries one.
+pub fn trace_of_nats_message(headers: &async_nats::HeaderMap) -> Option<Context> {
+    // Extracted onto an empty context: without a `traceparent` header,
+    // extraction returns the context it started from, which inside a span
+    // is that span's, and the message would seem to carry it.
+    let context = TraceContextPropagator::new()
+        .extract_with_context(&Context::new(), &NatsHeaderExtractor(headers));
+    context.span().span_context().is_valid().then_some(context)
+}
+
 /// Links `span` to the trace a NATS message carries, if any: how a span
 /// that handles a batch of messages shows where each came from (a span has
 /// one parent, a batch many origins).
 pub fn link_to_nats_message(span: &tracing::Span, headers: &async_nats::HeaderMap) {
-    let origin = context_from_nats(headers).span().span_context().clone();
-    if origin.is_valid() {
-        span.add_link(origin);
+    if let Some(origin) = trace_of_nats_message(headers) {
+        span.add_link(origin.span().span_context().clone());
     }
 }
 

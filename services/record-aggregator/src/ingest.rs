@@ -171,10 +171,7 @@ impl Ingest {
         let started = Instant::now();
         let mut accepted = Vec::with_capacity(batch.len());
         for message in batch {
-            let span = tracing::info_span!("records.ingest", messaging.destination.name = %message.subject);
-            if let Some(headers) = &message.headers {
-                let _ = span.set_parent(mcr_runtime::propagation::context_from_nats(headers));
-            }
+            let span = message_span(&message);
             let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
             if delivered > i64::from(self.config.max_deliveries) {
                 let rejection = Rejection {
@@ -439,6 +436,23 @@ impl Ingest {
             .unwrap_or(subject)
             .to_owned()
     }
+}
+
+/// The span an update's own messages are logged under: a child of the
+/// publisher's trace when the update carries one (so an SRE following it
+/// sees it arrive), else the batch's span — a span of its own would be a
+/// trace of one span nobody can find, at a cost on every update.
+fn message_span(message: &Message) -> tracing::Span {
+    let Some(parent) = message
+        .headers
+        .as_ref()
+        .and_then(mcr_runtime::propagation::trace_of_nats_message)
+    else {
+        return tracing::Span::current();
+    };
+    let span = tracing::info_span!("records.ingest", messaging.destination.name = %message.subject);
+    let _ = span.set_parent(parent);
+    span
 }
 
 async fn nak(message: &Message) {

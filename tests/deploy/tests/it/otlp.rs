@@ -127,10 +127,10 @@ fn describe(spans: &[Span]) -> String {
         .join("\n")
 }
 
-fn update() -> mcr_proto::records::v1::RecordUpdate {
+fn update(entry: &str) -> mcr_proto::records::v1::RecordUpdate {
     RecordUpdateBuilder::upsert(HOSPITAL, "EPR", Category::Medications)
         .patient("EPR", "T1")
-        .entry("med-1", 1)
+        .entry(entry, 1)
         .effective_time(prost_types::Timestamp {
             seconds: 1_767_225_600,
             nanos: 0,
@@ -179,7 +179,11 @@ async fn traced_platform(username: &str) -> (Collector, TelemetryGuard, Platform
         ..Options::default()
     })
     .await;
-    platform.publisher().publish(&update()).await.unwrap();
+    platform
+        .publisher()
+        .publish(&update("med-1"))
+        .await
+        .unwrap();
     platform.wait_for_ingest(PATIENCE).await;
     let token = platform
         .professional(username, HOSPITAL, Role::ClinicalPractitioner)
@@ -323,6 +327,56 @@ async fn a_read_from_a_client_span_is_one_trace_across_every_service_and_the_aud
 
     let spans = complete_trace(&collector, &trace_id, guard).await;
     assert_span_tree(&spans, "client GetCareRecord");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_published_in_a_trace_is_ingested_in_that_trace_and_an_untraced_one_adds_none() {
+    // `traced_platform` publishes its update outside any span.
+    let (collector, guard, platform, _) = traced_platform("dr.ingest").await;
+
+    let root = tracing::info_span!("connector publish", otel.kind = "producer");
+    let root_context = root.context().span().span_context().clone();
+    let publisher = platform.publisher();
+    publisher
+        .publish(&update("med-2"))
+        .instrument(root.clone())
+        .await
+        .unwrap();
+    drop(root);
+    platform.wait_for_ingest(PATIENCE).await;
+    tokio::task::spawn_blocking(move || guard.shutdown())
+        .await
+        .unwrap();
+
+    let trace = collector.trace(&root_context.trace_id().to_bytes());
+    let ingested = trace
+        .iter()
+        .find(|span| span.name == "records.ingest")
+        .unwrap_or_else(|| {
+            panic!(
+                "no records.ingest in the publisher's trace:\n{}",
+                describe(&trace)
+            )
+        });
+    assert_eq!(
+        ingested.parent_span_id,
+        root_context.span_id().to_bytes(),
+        "the aggregator's span is a child of the publish"
+    );
+    let spans = collector.spans.lock().unwrap();
+    let per_update = spans
+        .iter()
+        .filter(|span| span.name == "records.ingest")
+        .count();
+    assert_eq!(per_update, 1, "the untraced update made no span of its own");
+    let batches = spans
+        .iter()
+        .filter(|span| span.name == "records.ingest_batch")
+        .count();
+    assert!(
+        batches >= 2,
+        "each update was ingested in a batch span ({batches})"
+    );
 }
 
 /// The `mcr` binary: built with the workspace (`cargo nextest run
