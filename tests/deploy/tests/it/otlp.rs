@@ -3,7 +3,8 @@
 //! PostgreSQL child spans, the calls into patient-index and consent, the NATS
 //! publish of the audit event and audit's consumption of it, every span's
 //! parent inside the trace. Once from a client span in this test, once from
-//! the real `mcr record show` binary exporting its own spans.
+//! the real `mcr record show` binary exporting its own spans. And an update
+//! published inside a trace is ingested inside it.
 //!
 //! The services run in this one process, which has one tracer (telemetry is
 //! process-wide), so their spans carry the same resource; they are told
