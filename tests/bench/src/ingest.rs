@@ -37,8 +37,10 @@ pub async fn aggregator_database(platform: &Platform) -> anyhow::Result<sqlx::Pg
     Ok(sqlx::PgPool::connect(&url).await?)
 }
 
-pub async fn run(quick: bool) -> anyhow::Result<serde_json::Value> {
-    let persons = if quick { 1_500 } else { 6_000 };
+pub async fn run(quick: bool, persons: Option<u64>) -> anyhow::Result<serde_json::Value> {
+    let persons = persons.map_or(if quick { 1_500 } else { 6_000 }, |persons| {
+        usize::try_from(persons).unwrap_or(usize::MAX)
+    });
     let fresh_rate = 2_000u64;
     let fresh_seconds = if quick { 5 } else { 15 };
     println!("ingest: starting the platform in-process…");

@@ -30,7 +30,9 @@ struct Arguments {
     /// A shorter run (under five minutes), for CI and quick checks.
     #[arg(long)]
     quick: bool,
-    /// How many persons `patient-index` registers or `consent` loads (default 1,000,000; 100,000 with --quick).
+    /// How many persons `patient-index` registers or `consent` loads (default
+    /// 1,000,000; 100,000 with --quick), or whose records `ingest` publishes
+    /// (default 6,000, about 40,000 timed updates; 1,500 with --quick).
     #[arg(long)]
     persons: Option<u64>,
     /// How long `load` drives traffic, in seconds (default 60; 20 with --quick).
@@ -72,7 +74,7 @@ async fn main() -> ExitCode {
         Benchmark::Febrl => febrl::run(arguments.quick).await,
         Benchmark::PatientIndex => patient_index::run(arguments.quick, arguments.persons).await,
         Benchmark::Consent => consent::run(arguments.quick, arguments.persons).await,
-        Benchmark::Ingest => ingest::run(arguments.quick).await,
+        Benchmark::Ingest => ingest::run(arguments.quick, arguments.persons).await,
         Benchmark::View => view::run(arguments.quick).await,
         Benchmark::Load => load::run(arguments.quick, arguments.seconds).await,
     };
