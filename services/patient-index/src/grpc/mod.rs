@@ -71,15 +71,37 @@ impl PatientIndexApi {
         include_history: bool,
         reader: Reader,
     ) -> Result<Person, IndexError> {
-        let row = store::person(self.pool(), person_id)
-            .await?
-            .ok_or_else(|| IndexError::NotFound(format!("person {person_id} does not exist")))?;
-        let identifiers = store::identifiers_of(self.pool(), person_id).await?;
-        let history = if include_history {
-            store::history_of(self.pool(), person_id).await?
-        } else {
-            Vec::new()
+        self.person_message_with(person_id, None, include_history, reader)
+            .await
+    }
+
+    /// [`Self::person_message`] reusing `known`, the person's row when the
+    /// caller already read it. The row, identifiers and history are read
+    /// concurrently: every care record view waits for this.
+    async fn person_message_with(
+        &self,
+        person_id: Uuid,
+        known: Option<store::PersonRow>,
+        include_history: bool,
+        reader: Reader,
+    ) -> Result<Person, IndexError> {
+        let row = async {
+            match known {
+                Some(row) => Ok(Some(row)),
+                None => store::person(self.pool(), person_id).await,
+            }
         };
+        let history = async {
+            if include_history {
+                store::history_of(self.pool(), person_id).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let (row, identifiers, history) =
+            tokio::try_join!(row, store::identifiers_of(self.pool(), person_id), history)?;
+        let row =
+            row.ok_or_else(|| IndexError::NotFound(format!("person {person_id} does not exist")))?;
         convert::person(&row, &identifiers, &history, reader)
     }
 
@@ -121,11 +143,12 @@ impl PatientIndexApi {
         Ok(filled)
     }
 
-    /// The person a reference names, following merges; and whether it did.
+    /// The person a reference names, following merges; whether it did; and
+    /// the person's row when resolving read it (so it is not read twice).
     async fn resolve_reference(
         &self,
         reference: Option<&Reference>,
-    ) -> Result<(Uuid, bool), IndexError> {
+    ) -> Result<(Uuid, bool, Option<store::PersonRow>), IndexError> {
         let start = match reference {
             Some(Reference::PersonId(id)) => uuid("person.person_id", id)?,
             Some(Reference::NhsNumber(number)) => {
@@ -134,7 +157,7 @@ impl PatientIndexApi {
                 let holders =
                     store::active_persons_with_nhs_number(self.pool(), number.as_str()).await?;
                 return match holders.as_slice() {
-                    [holder] => Ok((holder.id, false)),
+                    [holder] => Ok((holder.id, false, Some(holder.clone()))),
                     [] => Err(IndexError::NotFound(
                         "no person holds this NHS Number".to_owned(),
                     )),
@@ -154,7 +177,7 @@ impl PatientIndexApi {
                             "this local identifier has not been registered".to_owned(),
                         )
                     })?;
-                return Ok((link.person_id, false));
+                return Ok((link.person_id, false, None));
             }
             None => {
                 return Err(IndexError::invalid(
@@ -170,7 +193,7 @@ impl PatientIndexApi {
                 .ok_or_else(|| IndexError::NotFound(format!("person {current} does not exist")))?;
             match row.merged_into {
                 Some(survivor) if !row.is_active() => current = survivor,
-                _ => return Ok((current, current != start)),
+                _ => return Ok((current, current != start, Some(row))),
             }
         }
         Err(IndexError::Corrupt(format!(
@@ -202,10 +225,10 @@ impl PatientIndex for PatientIndexApi {
             .person
             .as_ref()
             .and_then(|person| person.reference.as_ref());
-        let (person_id, resolved_through_merge) = self.resolve_reference(reference).await?;
+        let (person_id, resolved_through_merge, row) = self.resolve_reference(reference).await?;
         Ok(Response::new(GetPersonResponse {
             person: Some(
-                self.person_message(person_id, body.include_history, reader(&caller))
+                self.person_message_with(person_id, row, body.include_history, reader(&caller))
                     .await?,
             ),
             resolved_through_merge,
