@@ -331,22 +331,8 @@ async fn a_first_sight_the_index_refuses_leaves_its_batch_mates_registered() {
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0].reason(), DeadLetterReason::PersonRejected);
     assert_eq!(letters[0].original_message, refused.encode_to_vec());
-    let service = platform.service_token().await;
     for (local_id, registered) in [("H-A", true), ("H-B", false), ("H-C", true)] {
-        let resolved = platform
-            .index_client()
-            .await
-            .resolve_local_identifier(with_token(
-                mcr_proto::patient_index::v1::ResolveLocalIdentifierRequest {
-                    local_identifier: Some(mcr_proto::common::v1::LocalIdentifier {
-                        organisation_code: HOSPITAL.to_owned(),
-                        system: "EPR".to_owned(),
-                        value: local_id.to_owned(),
-                    }),
-                },
-                &service,
-            ))
-            .await;
+        let resolved = resolve_local(&platform, HOSPITAL, local_id).await;
         assert_eq!(resolved.is_ok(), registered, "{local_id}: {resolved:?}");
     }
 }

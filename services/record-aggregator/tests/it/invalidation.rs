@@ -135,30 +135,8 @@ async fn a_merge_brings_the_merged_persons_entries_into_the_survivors_view() {
         .unwrap();
     ingest(&platform, vec![hospital_copy, gp_copy]).await;
     let mut index = platform.index_client().await;
-    let service = platform.service_token().await;
-    let resolve = |organisation: &'static str, value: &'static str| {
-        let mut index = index.clone();
-        let service = service.clone();
-        async move {
-            index
-                .resolve_local_identifier(with_token(
-                    mcr_proto::patient_index::v1::ResolveLocalIdentifierRequest {
-                        local_identifier: Some(mcr_proto::common::v1::LocalIdentifier {
-                            organisation_code: organisation.to_owned(),
-                            system: "EPR".to_owned(),
-                            value: value.to_owned(),
-                        }),
-                    },
-                    &service,
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .person_id
-        }
-    };
-    let survivor = resolve(HOSPITAL, "H6").await;
-    let merged = resolve(GP, "G6").await;
+    let survivor = resolve_local(&platform, HOSPITAL, "H6").await.unwrap();
+    let merged = resolve_local(&platform, GP, "G6").await.unwrap();
     assert_ne!(survivor, merged, "different demographics make two persons");
 
     let clinician = platform

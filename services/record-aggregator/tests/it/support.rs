@@ -176,3 +176,26 @@ pub async fn publish_raw(platform: &Platform, subject: &str, payload: Vec<u8>) {
         .await
         .unwrap();
 }
+
+/// Patient-index's person id for the local identifier (`organisation`,
+/// `EPR`, `value`), asked with a service token as the aggregator asks.
+pub async fn resolve_local(
+    platform: &Platform,
+    organisation: &str,
+    value: &str,
+) -> Result<String, tonic::Status> {
+    let service = platform.service_token().await;
+    let request = mcr_proto::patient_index::v1::ResolveLocalIdentifierRequest {
+        local_identifier: Some(mcr_proto::common::v1::LocalIdentifier {
+            organisation_code: organisation.to_owned(),
+            system: "EPR".to_owned(),
+            value: value.to_owned(),
+        }),
+    };
+    let response = platform
+        .index_client()
+        .await
+        .resolve_local_identifier(with_token(request, &service))
+        .await?;
+    Ok(response.into_inner().person_id)
+}
