@@ -63,6 +63,7 @@ impl Source {
 }
 
 /// What becomes of one event's message.
+#[derive(Clone)]
 enum Settlement {
     /// Applied: acked, counted under this event kind.
     Applied(&'static str),
@@ -257,20 +258,14 @@ impl Follower {
         if readable.is_empty() {
             return;
         }
+        // One outcome for the batch (a failure is logged once, in settlement).
         let bumped = store::bump_views(&self.pool, &persons)
             .await
             .map(|()| "consent_changed")
             .map_err(|error| Failure::Transient(error.into()));
-        let applied = bumped.is_ok();
-        let mut outcome = Some(bumped);
+        let outcome = settlement(bumped);
         for message in &readable {
-            // The first settlement logs a failure; the rest only retry.
-            let settled = match outcome.take() {
-                Some(outcome) => settlement(outcome),
-                None if applied => Settlement::Applied("consent_changed"),
-                None => Settlement::Retry,
-            };
-            self.settle(message, settled).await;
+            self.settle(message, outcome.clone()).await;
         }
     }
 
