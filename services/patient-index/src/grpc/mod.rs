@@ -71,24 +71,29 @@ impl PatientIndexApi {
         include_history: bool,
         reader: Reader,
     ) -> Result<Person, IndexError> {
-        self.person_message_with(person_id, None, include_history, reader)
+        self.person_message_with(person_id, Known::default(), include_history, reader)
             .await
     }
 
-    /// [`Self::person_message`] reusing `known`, the person's row when the
-    /// caller already read it. The row, identifiers and history are read
-    /// concurrently: every care record view waits for this.
+    /// [`Self::person_message`] reusing what the caller already read of the
+    /// person; what is missing (and the history) is read concurrently.
     async fn person_message_with(
         &self,
         person_id: Uuid,
-        known: Option<store::PersonRow>,
+        known: Known,
         include_history: bool,
         reader: Reader,
     ) -> Result<Person, IndexError> {
         let row = async {
-            match known {
+            match known.row {
                 Some(row) => Ok(Some(row)),
                 None => store::person(self.pool(), person_id).await,
+            }
+        };
+        let identifiers = async {
+            match known.identifiers {
+                Some(identifiers) => Ok(identifiers),
+                None => store::identifiers_of(self.pool(), person_id).await,
             }
         };
         let history = async {
@@ -98,8 +103,7 @@ impl PatientIndexApi {
                 Ok(Vec::new())
             }
         };
-        let (row, identifiers, history) =
-            tokio::try_join!(row, store::identifiers_of(self.pool(), person_id), history)?;
+        let (row, identifiers, history) = tokio::try_join!(row, identifiers, history)?;
         let row =
             row.ok_or_else(|| IndexError::NotFound(format!("person {person_id} does not exist")))?;
         convert::person(&row, &identifiers, &history, reader)
@@ -143,12 +147,12 @@ impl PatientIndexApi {
         Ok(filled)
     }
 
-    /// The person a reference names, following merges; whether it did; and
-    /// the person's row when resolving read it (so it is not read twice).
+    /// The person `reference` names — a merged-away person's survivor —
+    /// whether a merge was followed, and what was read of them on the way.
     async fn resolve_reference(
         &self,
         reference: Option<&Reference>,
-    ) -> Result<(Uuid, bool, Option<store::PersonRow>), IndexError> {
+    ) -> Result<(Uuid, bool, Known), IndexError> {
         let start = match reference {
             Some(Reference::PersonId(id)) => uuid("person.person_id", id)?,
             Some(Reference::NhsNumber(number)) => {
@@ -157,7 +161,7 @@ impl PatientIndexApi {
                 let holders =
                     store::active_persons_with_nhs_number(self.pool(), number.as_str()).await?;
                 return match holders.as_slice() {
-                    [holder] => Ok((holder.id, false, Some(holder.clone()))),
+                    [holder] => Ok((holder.id, false, Known::row(holder.clone()))),
                     [] => Err(IndexError::NotFound(
                         "no person holds this NHS Number".to_owned(),
                     )),
@@ -170,14 +174,15 @@ impl PatientIndexApi {
             Some(Reference::LocalIdentifier(identifier)) => {
                 let identifier =
                     LocalIdentifier::from_proto("person.local_identifier", Some(identifier))?;
-                let link = store::person_of_identifier(self.pool(), &identifier)
-                    .await?
-                    .ok_or_else(|| {
-                        IndexError::NotFound(
-                            "this local identifier has not been registered".to_owned(),
-                        )
-                    })?;
-                return Ok((link.person_id, false, None));
+                let (row, identifiers) = store::person_with_identifiers(
+                    self.pool(),
+                    store::PersonKey::LinkedTo(&identifier),
+                )
+                .await?
+                .ok_or_else(|| {
+                    IndexError::NotFound("this local identifier has not been registered".to_owned())
+                })?;
+                return Ok((row.id, false, Known::all(row, identifiers)));
             }
             None => {
                 return Err(IndexError::invalid(
@@ -188,17 +193,44 @@ impl PatientIndexApi {
         };
         let mut current = start;
         for _ in 0..MAX_MERGE_HOPS {
-            let row = store::person(self.pool(), current)
-                .await?
-                .ok_or_else(|| IndexError::NotFound(format!("person {current} does not exist")))?;
+            let (row, identifiers) =
+                store::person_with_identifiers(self.pool(), store::PersonKey::Id(current))
+                    .await?
+                    .ok_or_else(|| {
+                        IndexError::NotFound(format!("person {current} does not exist"))
+                    })?;
             match row.merged_into {
                 Some(survivor) if !row.is_active() => current = survivor,
-                _ => return Ok((current, current != start, Some(row))),
+                _ => return Ok((current, current != start, Known::all(row, identifiers))),
             }
         }
         Err(IndexError::Corrupt(format!(
             "merge chain from {start} is longer than {MAX_MERGE_HOPS}"
         )))
+    }
+}
+
+/// What resolving a reference already read of the person, so that the
+/// answer does not read it again.
+#[derive(Debug, Default)]
+struct Known {
+    row: Option<store::PersonRow>,
+    identifiers: Option<Vec<store::IdentifierRow>>,
+}
+
+impl Known {
+    fn row(row: store::PersonRow) -> Self {
+        Self {
+            row: Some(row),
+            identifiers: None,
+        }
+    }
+
+    fn all(row: store::PersonRow, identifiers: Vec<store::IdentifierRow>) -> Self {
+        Self {
+            row: Some(row),
+            identifiers: Some(identifiers),
+        }
     }
 }
 
@@ -225,10 +257,10 @@ impl PatientIndex for PatientIndexApi {
             .person
             .as_ref()
             .and_then(|person| person.reference.as_ref());
-        let (person_id, resolved_through_merge, row) = self.resolve_reference(reference).await?;
+        let (person_id, resolved_through_merge, known) = self.resolve_reference(reference).await?;
         Ok(Response::new(GetPersonResponse {
             person: Some(
-                self.person_message_with(person_id, row, body.include_history, reader(&caller))
+                self.person_message_with(person_id, known, body.include_history, reader(&caller))
                     .await?,
             ),
             resolved_through_merge,

@@ -5,7 +5,7 @@ use mcr_proto::patient_index::v1 as proto;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::{FromRow, PgPool, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -98,6 +98,82 @@ pub async fn person(pool: &PgPool, person_id: Uuid) -> Stored<Option<PersonRow>>
         .bind(person_id)
         .fetch_optional(pool)
         .await?)
+}
+
+/// Whom [`person_with_identifiers`] reads: a person by id, or the person a
+/// local identifier is linked to.
+#[derive(Debug, Clone, Copy)]
+pub enum PersonKey<'a> {
+    Id(Uuid),
+    LinkedTo(&'a LocalIdentifier),
+}
+
+/// A person's row and every identifier linked to them (ordered as
+/// [`identifiers_of`] orders them), in one round trip and one snapshot:
+/// every care record view waits for this.
+#[tracing::instrument(name = "db.select person_with_identifiers", skip_all, fields(db.system = "postgresql"))]
+pub async fn person_with_identifiers(
+    pool: &PgPool,
+    key: PersonKey<'_>,
+) -> Stored<Option<(PersonRow, Vec<IdentifierRow>)>> {
+    // One statement per key, each a literal (sqlx takes only static SQL).
+    macro_rules! select_where {
+        ($condition:literal) => {
+            concat!(
+                "SELECT p.id, p.status, p.merged_into, p.demographics, p.sensitive, p.created_at, p.updated_at,
+                        i.organisation_code, i.system, i.value, i.link_method, i.match_weight, i.linked_at, i.last_registered_at
+                   FROM persons p LEFT JOIN local_identifiers i ON i.person_id = p.id
+                  WHERE ",
+                $condition,
+                " ORDER BY i.organisation_code, i.system, i.value"
+            )
+        };
+    }
+    let rows = match key {
+        PersonKey::Id(person_id) => {
+            sqlx::query(select_where!("p.id = $1"))
+                .bind(person_id)
+                .fetch_all(pool)
+                .await?
+        }
+        PersonKey::LinkedTo(identifier) => {
+            sqlx::query(select_where!(
+                "p.id = (SELECT person_id FROM local_identifiers
+                          WHERE organisation_code = $1 AND system = $2 AND value = $3)"
+            ))
+            .bind(&identifier.organisation_code)
+            .bind(&identifier.system)
+            .bind(&identifier.value)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let person = PersonRow::from_row(first)?;
+    let identifiers = rows
+        .iter()
+        .filter(|row| {
+            matches!(
+                row.try_get::<Option<&str>, _>("organisation_code"),
+                Ok(Some(_))
+            )
+        })
+        .map(|row| {
+            Ok(IdentifierRow {
+                organisation_code: row.try_get("organisation_code")?,
+                system: row.try_get("system")?,
+                value: row.try_get("value")?,
+                person_id: person.id,
+                link_method: row.try_get("link_method")?,
+                match_weight: row.try_get("match_weight")?,
+                linked_at: row.try_get("linked_at")?,
+                last_registered_at: row.try_get("last_registered_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some((person, identifiers)))
 }
 
 pub async fn person_of_identifier(

@@ -79,25 +79,71 @@ async fn registration_creates_links_by_nhs_number_and_is_idempotent() {
         "unknown identifiers are reported, not errors"
     );
 
-    let by_nhs_number = index
+    let by_nhs_number = get_person(&index, Reference::NhsNumber("943 476 5919".to_owned()))
+        .await
+        .expect("by nhs number");
+    assert_eq!(
+        by_nhs_number.person.expect("person").person_id,
+        created.person_id
+    );
+
+    // By either provider's identifier: the same person, with both
+    // identifiers, exactly as by id.
+    let by_id = get_person(&index, Reference::PersonId(created.person_id.clone()))
+        .await
+        .expect("by id")
+        .person
+        .expect("person");
+    for local in [identifier("F81001", "P1001"), identifier("RQW", "H-77")] {
+        let by_identifier = get_person(&index, Reference::LocalIdentifier(local))
+            .await
+            .expect("by local identifier");
+        assert!(!by_identifier.resolved_through_merge);
+        assert_eq!(by_identifier.person.as_ref(), Some(&by_id));
+    }
+    let organisations: Vec<&str> = by_id
+        .local_identifiers
+        .iter()
+        .map(|link| {
+            link.identifier
+                .as_ref()
+                .expect("identifier")
+                .organisation_code
+                .as_str()
+        })
+        .collect();
+    assert_eq!(organisations, ["F81001", "RQW"], "identifiers in order");
+    let unknown = get_person(
+        &index,
+        Reference::LocalIdentifier(identifier("RQW", "H-78")),
+    )
+    .await
+    .expect_err("an unregistered identifier");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert!(
+        unknown.message().contains("not been registered"),
+        "{unknown:?}"
+    );
+}
+
+async fn get_person(
+    index: &support::Index,
+    reference: Reference,
+) -> Result<GetPersonResponse, tonic::Status> {
+    index
         .client
         .clone()
         .get_person(with_token(
             GetPersonRequest {
                 person: Some(PersonReference {
-                    reference: Some(Reference::NhsNumber("943 476 5919".to_owned())),
+                    reference: Some(reference),
                 }),
                 include_history: false,
             },
             &index.clerk,
         ))
         .await
-        .expect("by nhs number")
-        .into_inner();
-    assert_eq!(
-        by_nhs_number.person.expect("person").person_id,
-        created.person_id
-    );
+        .map(tonic::Response::into_inner)
 }
 
 #[tokio::test]
