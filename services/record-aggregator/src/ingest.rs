@@ -465,12 +465,7 @@ async fn nak(message: &Message) {
 }
 
 fn patient_key(update: &RecordUpdate) -> PatientKey {
-    let identifier = update.patient_identifier.clone().unwrap_or_default();
-    PatientKey {
-        organisation_code: identifier.organisation_code,
-        system: identifier.system,
-        value: identifier.value,
-    }
+    PatientKey::from(update.patient_identifier.clone().unwrap_or_default())
 }
 
 /// The group key of a valid update (empty for a delete), computed while

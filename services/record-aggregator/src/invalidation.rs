@@ -10,7 +10,6 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::{AckKind, Message, stream};
 use mcr_connector::validate::DEAD_LETTER_SUBJECT;
-use mcr_proto::common::v1::LocalIdentifier;
 use mcr_proto::consent::v1::ConsentChanged;
 use mcr_proto::patient_index::v1::{IdentifierRelinked, PersonMerged, PersonUnmerged};
 use mcr_proto::records::v1::{DeadLetter, DeadLetterReason};
@@ -227,7 +226,7 @@ impl Follower {
         let (identifiers, from, to) = moves;
         let mut links: Vec<(PatientKey, Uuid)> = identifiers
             .into_iter()
-            .map(|identifier| (key(identifier), to))
+            .map(|identifier| (PatientKey::from(identifier), to))
             .collect();
         links.sort();
         let applied = async {
@@ -319,12 +318,4 @@ fn changed_person(payload: &[u8]) -> Result<Uuid, Failure> {
 fn person(id: &str) -> Result<Uuid, Failure> {
     Uuid::parse_str(id)
         .map_err(|_| Failure::Malformed(format!("event names a malformed person id {id:?}")))
-}
-
-fn key(identifier: LocalIdentifier) -> PatientKey {
-    PatientKey {
-        organisation_code: identifier.organisation_code,
-        system: identifier.system,
-        value: identifier.value,
-    }
 }

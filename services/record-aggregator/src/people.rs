@@ -140,14 +140,7 @@ impl People {
             .filter_map(|result| {
                 let identifier = result.local_identifier?;
                 let person = Uuid::parse_str(&result.person_id).ok()?;
-                Some((
-                    PatientKey {
-                        organisation_code: identifier.organisation_code,
-                        system: identifier.system,
-                        value: identifier.value,
-                    },
-                    person,
-                ))
+                Some((PatientKey::from(identifier), person))
             })
             .collect())
     }

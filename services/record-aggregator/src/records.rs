@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use mcr_auth::Principal;
 use mcr_proto::audit::v1::{AuditAction, OutcomeReason};
+use mcr_proto::common::v1::person_reference::Reference;
 use mcr_proto::common::v1::{Category, PersonReference, Purpose};
 use mcr_proto::consent::v1::{DecideResponse, WithheldReasonClass};
 use mcr_proto::patient_index::v1::Demographics;
@@ -167,11 +168,7 @@ impl Records {
         let attempt = ReadAttempt {
             action: AuditAction::ViewEntry,
             person: PersonReference {
-                reference: Some(
-                    mcr_proto::common::v1::person_reference::Reference::PersonId(
-                        person.to_string(),
-                    ),
-                ),
+                reference: Some(Reference::PersonId(person.to_string())),
             },
             purpose,
             categories: vec![entry.category],

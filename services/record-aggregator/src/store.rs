@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use mcr_proto::common::v1::Category;
+use mcr_proto::common::v1::{Category, LocalIdentifier};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -17,6 +17,16 @@ pub struct PatientKey {
     pub organisation_code: String,
     pub system: String,
     pub value: String,
+}
+
+impl From<LocalIdentifier> for PatientKey {
+    fn from(identifier: LocalIdentifier) -> Self {
+        Self {
+            organisation_code: identifier.organisation_code,
+            system: identifier.system,
+            value: identifier.value,
+        }
+    }
 }
 
 /// One entry write of an ingest batch (an upsert, or a delete's tombstone).
