@@ -4,7 +4,8 @@
 //! publish of the audit event and audit's consumption of it, every span's
 //! parent inside the trace. Once from a client span in this test, once from
 //! the real `mcr record show` binary exporting its own spans. And an update
-//! published inside a trace is ingested inside it.
+//! published inside a trace is ingested inside it; the event follower's
+//! batch that applies a consent change links to the change's trace.
 //!
 //! The services run in this one process, which has one tracer (telemetry is
 //! process-wide), so their spans carry the same resource; they are told
@@ -18,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use mcr_connector::builder::RecordUpdateBuilder;
 use mcr_proto::common::v1::{Category, HumanName, Purpose, Role};
+use mcr_proto::consent::v1::{PermissionBasis, RecordPermissionToViewRequest};
 use mcr_proto::patient_index::v1::{Demographics, Sex};
 use mcr_proto::records::v1::GetCareRecordRequest;
+use mcr_proto::timestamps::timestamp;
 use mcr_runtime::settings::{LogFormat, TelemetrySettings};
 use mcr_runtime::telemetry::{self, LogOutput, TelemetryGuard};
 use mcr_testkit_identity::{PASSWORD, with_token};
@@ -443,4 +446,74 @@ async fn mcr_record_show_is_one_trace_from_the_cli_to_the_audit_store() {
         .unwrap_or_else(|| panic!("no span of `mcr record` received"));
     let spans = complete_trace(&collector, &trace_id, guard).await;
     assert_span_tree(&spans, "mcr");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_follower_batch_that_applies_a_consent_change_links_to_the_changes_trace() {
+    let (collector, guard, platform, clinician) = traced_platform("dr.links").await;
+
+    let root = tracing::info_span!("client RecordPermissionToView", otel.kind = "client");
+    let trace_id = root
+        .context()
+        .span()
+        .span_context()
+        .trace_id()
+        .to_bytes()
+        .to_vec();
+    let mut consent = platform.consent_client().await;
+    async {
+        let now = time::OffsetDateTime::now_utc();
+        let mut request = with_token(
+            RecordPermissionToViewRequest {
+                person: Some(local_person(HOSPITAL, "EPR", "T1")),
+                organisation_code: HOSPITAL.to_owned(),
+                basis: PermissionBasis::PersonConsented as i32,
+                expires_at: Some(timestamp(now + time::Duration::days(2))),
+                note: "traced".to_owned(),
+                ..Default::default()
+            },
+            &clinician,
+        );
+        mcr_runtime::propagation::inject_current_into_grpc(request.metadata_mut());
+        consent.record_permission_to_view(request).await.unwrap();
+    }
+    .instrument(root.clone())
+    .await;
+    drop(root);
+
+    // The exporter sends batches every few seconds: wait for the follower's
+    // span that links into the change's trace.
+    let links_into_trace = |span: &Span| {
+        span.name == "records.invalidate" && span.links.iter().any(|link| link.trace_id == trace_id)
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while !collector.spans.lock().unwrap().iter().any(links_into_trace) {
+        assert!(
+            Instant::now() < deadline,
+            "no records.invalidate span links to the consent change's trace after {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::task::spawn_blocking(move || guard.shutdown())
+        .await
+        .unwrap();
+
+    let change = collector.trace(&trace_id);
+    let publish = change
+        .iter()
+        .find(|span| span.name == "nats.publish_consent_changed")
+        .unwrap_or_else(|| panic!("no publish in the change's trace:\n{}", describe(&change)));
+    let spans = collector.spans.lock().unwrap();
+    let batch = spans.iter().find(|span| links_into_trace(span)).unwrap();
+    assert!(
+        batch
+            .links
+            .iter()
+            .any(|link| link.trace_id == trace_id && link.span_id == publish.span_id),
+        "the batch links to the span that published the change"
+    );
+    assert_ne!(
+        batch.trace_id, trace_id,
+        "a batch serves many traces: it links to them, it is no one's child"
+    );
 }
