@@ -120,6 +120,16 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
     }
 }
 
+/// The OpenTelemetry trace id of a span made in this process, as OTLP sends it.
+fn trace_id_of(span: &tracing::Span) -> Vec<u8> {
+    span.context()
+        .span()
+        .span_context()
+        .trace_id()
+        .to_bytes()
+        .to_vec()
+}
+
 fn describe(spans: &[Span]) -> String {
     spans
         .iter()
@@ -305,13 +315,7 @@ async fn a_read_from_a_client_span_is_one_trace_across_every_service_and_the_aud
 
     // The client: a root span, its context in the call's metadata.
     let root = tracing::info_span!("client GetCareRecord", otel.kind = "client");
-    let trace_id = root
-        .context()
-        .span()
-        .span_context()
-        .trace_id()
-        .to_bytes()
-        .to_vec();
+    let trace_id = trace_id_of(&root);
     let mut records = platform.records().await;
     async {
         let mut request = with_token(
@@ -453,13 +457,7 @@ async fn the_follower_batch_that_applies_a_consent_change_links_to_the_changes_t
     let (collector, guard, platform, clinician) = traced_platform("dr.links").await;
 
     let root = tracing::info_span!("client RecordPermissionToView", otel.kind = "client");
-    let trace_id = root
-        .context()
-        .span()
-        .span_context()
-        .trace_id()
-        .to_bytes()
-        .to_vec();
+    let trace_id = trace_id_of(&root);
     let mut consent = platform.consent_client().await;
     async {
         let now = time::OffsetDateTime::now_utc();
