@@ -272,51 +272,33 @@ impl ConsentApi {
     ) -> Done<WithdrawPermissionToViewResponse> {
         let id = validate::uuid("permission_id", &body.permission_id)?;
         let note = validate::note("note", &body.note)?;
-        let not_found = || ConsentError::NotFound(format!("permission {id} does not exist"));
-        let person_id = store::person_of_fact(&self.pool, FactTable::Permission, id)
-            .await?
-            .ok_or_else(not_found)?;
-        let now = OffsetDateTime::now_utc();
-        let mut tx = store::begin(&self.pool).await?;
-        let version = store::bump_version(&mut tx, person_id, now).await?;
-        let (_, existing) = store::fact_for_update(&mut tx, FactTable::Permission, id)
-            .await?
-            .ok_or_else(not_found)?;
-        let mut permission = PermissionToView::decode(existing.as_slice())?;
-        if permission.withdrawn_at.is_some() {
+        let mut open = self
+            .open_fact::<PermissionToView>(FactTable::Permission, id, "permission")
+            .await?;
+        if open.fact.withdrawn_at.is_some() {
             return Err(ConsentError::FailedPrecondition(
                 "this permission was already withdrawn".to_owned(),
             ));
         }
-        if permission
+        if open
+            .fact
             .expires_at
-            .is_some_and(|at| at.seconds <= now.unix_timestamp())
+            .is_some_and(|at| at.seconds <= open.now.unix_timestamp())
         {
             return Err(ConsentError::FailedPrecondition(
                 "this permission has already expired".to_owned(),
             ));
         }
-        permission.withdrawn_at = Some(timestamp(now));
-        let encoded = permission.encode_to_vec();
-        store::close_fact(&mut tx, FactTable::Permission, id, now, &encoded).await?;
-        self.commit_change(
-            tx,
-            Change {
-                person_id,
-                kind: ConsentChangeKind::PermissionWithdrawn,
-                fact_id: id,
-                actor: caller.actor(),
-                version,
-                now,
-                source_system: String::new(),
+        open.fact.withdrawn_at = Some(timestamp(open.now));
+        let permission = self
+            .commit_closed_fact(
+                open,
+                ConsentChangeKind::PermissionWithdrawn,
+                caller.actor(),
                 note,
-                fact: encoded,
-                audit_action: AuditAction::ConsentChange,
-                description: "permission to view withdrawn".to_owned(),
-                break_glass_grant_id: None,
-            },
-        )
-        .await?;
+                "permission to view withdrawn",
+            )
+            .await?;
         Ok(WithdrawPermissionToViewResponse {
             permission: Some(permission),
         })

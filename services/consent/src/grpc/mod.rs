@@ -29,7 +29,7 @@ use crate::convert::timestamp;
 use crate::domain::AccessPolicy;
 use crate::error::ConsentError;
 use crate::index::PersonDirectory;
-use crate::store::{self, ChangeRow, Tx};
+use crate::store::{self, ChangeRow, FactTable, Tx};
 use crate::{Limits, events};
 
 /// The `mcr.consent.v1.Consent` handlers.
@@ -69,7 +69,91 @@ pub(crate) struct Change {
     pub break_glass_grant_id: Option<Uuid>,
 }
 
+/// A stored fact opened to be closed (a permission withdrawn, a restriction
+/// removed): the person's consent version bumped and the fact's row locked
+/// in `tx`, so two closings of one fact serialise and the second sees the
+/// first's.
+pub(crate) struct OpenFact<M> {
+    pub tx: Tx,
+    pub table: FactTable,
+    pub id: Uuid,
+    pub person_id: Uuid,
+    pub version: u64,
+    pub now: OffsetDateTime,
+    pub fact: M,
+}
+
 impl ConsentApi {
+    /// Opens fact `id` of `table`; NOT_FOUND naming the `noun` when there is none.
+    pub(crate) async fn open_fact<M: Message + Default>(
+        &self,
+        table: FactTable,
+        id: Uuid,
+        noun: &str,
+    ) -> Result<OpenFact<M>, ConsentError> {
+        let not_found = || ConsentError::NotFound(format!("{noun} {id} does not exist"));
+        let person_id = store::person_of_fact(&self.pool, table, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let now = OffsetDateTime::now_utc();
+        let mut tx = store::begin(&self.pool).await?;
+        let version = store::bump_version(&mut tx, person_id, now).await?;
+        let (_, stored) = store::fact_for_update(&mut tx, table, id)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(OpenFact {
+            tx,
+            table,
+            id,
+            person_id,
+            version,
+            now,
+            fact: M::decode(stored.as_slice())?,
+        })
+    }
+
+    /// Stores the opened fact as closed (the caller has set its closing
+    /// fields) and commits the change; returns the fact.
+    pub(crate) async fn commit_closed_fact<M: Message>(
+        &self,
+        open: OpenFact<M>,
+        kind: ConsentChangeKind,
+        actor: Actor,
+        note: String,
+        description: &str,
+    ) -> Result<M, ConsentError> {
+        let OpenFact {
+            mut tx,
+            table,
+            id,
+            person_id,
+            version,
+            now,
+            fact,
+        } = open;
+        let encoded = fact.encode_to_vec();
+        store::close_fact(&mut tx, table, id, now, &encoded).await?;
+        self.commit_change(
+            tx,
+            Change {
+                person_id,
+                kind,
+                fact_id: id,
+                actor,
+                version,
+                now,
+                source_system: String::new(),
+                note,
+                fact: encoded,
+                audit_action: AuditAction::ConsentChange,
+                description: description.to_owned(),
+                break_glass_grant_id: None,
+            },
+        )
+        .await?;
+        Ok(fact)
+    }
+
     /// Appends the change to the history/outbox, audits it (fail closed:
     /// the transaction is rolled back when audit does not take it),
     /// commits, then publishes ConsentChanged and waits for JetStream.

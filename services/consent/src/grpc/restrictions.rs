@@ -168,45 +168,26 @@ impl ConsentApi {
     ) -> Done<RemoveRestrictionResponse> {
         let id = validate::uuid("restriction_id", &body.restriction_id)?;
         let note = validate::note("note", &body.note)?;
-        let not_found = || ConsentError::NotFound(format!("restriction {id} does not exist"));
-        let person_id = store::person_of_fact(&self.pool, FactTable::Restriction, id)
-            .await?
-            .ok_or_else(not_found)?;
-        let now = OffsetDateTime::now_utc();
-        let mut tx = store::begin(&self.pool).await?;
-        let version = store::bump_version(&mut tx, person_id, now).await?;
-        let (_, existing) = store::fact_for_update(&mut tx, FactTable::Restriction, id)
-            .await?
-            .ok_or_else(not_found)?;
-        let mut restriction = Restriction::decode(existing.as_slice())?;
-        if restriction.removed_at.is_some() {
+        let mut open = self
+            .open_fact::<Restriction>(FactTable::Restriction, id, "restriction")
+            .await?;
+        if open.fact.removed_at.is_some() {
             return Err(ConsentError::FailedPrecondition(
                 "this restriction was already removed".to_owned(),
             ));
         }
         let actor = caller.actor();
-        restriction.removed_at = Some(timestamp(now));
-        restriction.removed = Some(provenance(&actor, now, "", &note));
-        let encoded = restriction.encode_to_vec();
-        store::close_fact(&mut tx, FactTable::Restriction, id, now, &encoded).await?;
-        self.commit_change(
-            tx,
-            Change {
-                person_id,
-                kind: ConsentChangeKind::RestrictionRemoved,
-                fact_id: id,
+        open.fact.removed_at = Some(timestamp(open.now));
+        open.fact.removed = Some(provenance(&actor, open.now, "", &note));
+        let restriction = self
+            .commit_closed_fact(
+                open,
+                ConsentChangeKind::RestrictionRemoved,
                 actor,
-                version,
-                now,
-                source_system: String::new(),
                 note,
-                fact: encoded,
-                audit_action: AuditAction::ConsentChange,
-                description: "restriction removed".to_owned(),
-                break_glass_grant_id: None,
-            },
-        )
-        .await?;
+                "restriction removed",
+            )
+            .await?;
         Ok(RemoveRestrictionResponse {
             restriction: Some(restriction),
         })

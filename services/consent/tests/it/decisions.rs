@@ -146,7 +146,7 @@ async fn decisions_follow_the_recorded_facts() {
     assert!(!permitted.withhold_sensitive_demographics);
 
     // Restriction withholds exactly that category.
-    platform
+    let recorded = platform
         .consent
         .clone()
         .record_restriction(with_token(
@@ -160,7 +160,10 @@ async fn decisions_follow_the_recorded_facts() {
             &nurse_token,
         ))
         .await
-        .expect("recording a restriction");
+        .expect("recording a restriction")
+        .into_inner()
+        .restriction
+        .expect("the restriction");
     let restricted = decide(&platform, &person, &nurse, Purpose::DirectCare).await;
     assert_eq!(restricted.permitted_categories.len(), 9);
     assert!(
@@ -179,21 +182,59 @@ async fn decisions_follow_the_recorded_facts() {
     );
     assert!(restricted.consent_version > permitted.consent_version);
 
-    // Withdrawn permission: deny again.
-    platform
-        .consent
-        .clone()
-        .withdraw_permission_to_view(with_token(
+    // Removed, the category is shown again; a restriction is removed once.
+    let remove = || {
+        let mut consent = platform.consent.clone();
+        let request = with_token(
+            RemoveRestrictionRequest {
+                restriction_id: recorded.restriction_id.clone(),
+                note: "the person changed their mind".to_owned(),
+            },
+            &nurse_token,
+        );
+        async move { consent.remove_restriction(request).await }
+    };
+    let removed = remove()
+        .await
+        .expect("removing the restriction")
+        .into_inner()
+        .restriction
+        .expect("the restriction");
+    assert!(removed.removed_at.is_some());
+    assert_eq!(
+        removed.removed.expect("who removed it").note,
+        "the person changed their mind"
+    );
+    let unrestricted = decide(&platform, &person, &nurse, Purpose::DirectCare).await;
+    assert_eq!(unrestricted.permitted_categories.len(), 10);
+    assert!(unrestricted.consent_version > restricted.consent_version);
+    let again = remove().await.expect_err("removing twice");
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition, "{again:?}");
+
+    // Withdrawn permission: deny again; a permission is withdrawn once.
+    let withdraw = || {
+        let mut consent = platform.consent.clone();
+        let request = with_token(
             WithdrawPermissionToViewRequest {
                 permission_id: given.permission_id.clone(),
                 note: String::new(),
             },
             &nurse_token,
-        ))
+        );
+        async move { consent.withdraw_permission_to_view(request).await }
+    };
+    let withdrawn_permission = withdraw()
         .await
-        .expect("withdrawing");
+        .expect("withdrawing")
+        .into_inner()
+        .permission
+        .expect("the permission");
+    assert!(withdrawn_permission.withdrawn_at.is_some());
     let withdrawn = decide(&platform, &person, &nurse, Purpose::DirectCare).await;
     assert_eq!(codes(&withdrawn), vec![ReasonCode::PermissionExpired]);
+    let again = withdraw().await.expect_err("withdrawing twice");
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition, "{again:?}");
+    assert!(again.message().contains("already withdrawn"), "{again:?}");
 
     // A permission that expires while we wait.
     permission(&platform, &person, &nurse_token, time::Duration::seconds(2)).await;
