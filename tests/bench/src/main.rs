@@ -33,10 +33,10 @@ struct Arguments {
     /// How many persons `patient-index` registers or `consent` loads (default
     /// 1,000,000; 100,000 with --quick), or whose records `ingest` publishes
     /// (default 6,000, about 40,000 timed updates; 1,500 with --quick).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     persons: Option<u64>,
     /// How long `load` drives traffic, in seconds (default 60; 20 with --quick).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     seconds: Option<u64>,
 }
 
